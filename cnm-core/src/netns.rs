@@ -1,0 +1,274 @@
+//! Network namespaces: open one by path, create a named one, run code inside one.
+//!
+//! `setns(2)` changes only the calling thread, so work that must happen inside a namespace (opening
+//! a netlink socket, writing `/proc/sys/net/...`) runs on a scoped thread that enters the namespace
+//! and then ends. No thread that outlives the closure ever changes namespace, so a panic or an
+//! early return cannot leave a kept thread in the wrong namespace. A socket opened inside a
+//! namespace keeps working from any thread.
+//!
+//! A *named* namespace is what `ip netns add` makes: a bind mount of `/proc/thread-self/ns/net`
+//! onto a file (by default `/run/netns/NAME`), which keeps the namespace alive with no process in
+//! it. [`OwnedNetns`] removes its mount and file when dropped, also while unwinding from a panic.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+
+/// Where `ip netns` keeps named namespaces; runtimes pass paths below it as `CNI_NETNS`.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Errors of this module; each says which path and what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// The path does not exist.
+    #[error("network namespace {path}: does not exist")]
+    NotFound { path: PathBuf },
+    /// The path exists but is not a network namespace (a regular file, a directory, another kind).
+    #[error("{path} is not a network namespace ({what})")]
+    NotNetns { path: PathBuf, what: String },
+    /// Any other system call failure.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The thread that was to run inside the namespace panicked.
+    #[error("a task inside network namespace {path} panicked")]
+    Panicked { path: PathBuf },
+}
+
+fn io_err(op: &'static str, path: &Path, source: impl Into<io::Error>) -> NetnsError {
+    NetnsError::Io {
+        op,
+        path: path.to_owned(),
+        source: source.into(),
+    }
+}
+
+// NS_GET_NSTYPE = _IO(0xb7, 0x3): returns the CLONE_NEW* type of a namespace file (Linux 4.11).
+nix::ioctl_none!(ns_get_nstype, 0xb7, 0x3);
+
+/// An open network namespace, kept alive by its file descriptor.
+#[derive(Debug)]
+pub struct Netns {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Netns {
+    /// Opens the namespace at `path` and checks that it is a network namespace.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, NetnsError> {
+        let path = path.as_ref();
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(NetnsError::NotFound {
+                    path: path.to_owned(),
+                })
+            }
+            Err(e) => return Err(io_err("open", path, e)),
+        };
+        let not_netns = |what: &str| NetnsError::NotNetns {
+            path: path.to_owned(),
+            what: what.to_owned(),
+        };
+        let meta = file.metadata().map_err(|e| io_err("stat", path, e))?;
+        if meta.is_dir() {
+            return Err(not_netns("a directory"));
+        }
+        // SAFETY: `file` is an open descriptor for the duration of the call; the ioctl takes no
+        // argument and only reads the descriptor's namespace type.
+        match unsafe { ns_get_nstype(file.as_raw_fd()) } {
+            Ok(t) if t == libc::CLONE_NEWNET => {}
+            Ok(_) => return Err(not_netns("a namespace of another kind")),
+            Err(_) if meta.is_file() => return Err(not_netns("a regular file")),
+            Err(e) => return Err(not_netns(&format!("not a namespace file: {e}"))),
+        }
+        Ok(Netns {
+            fd: file.into(),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The namespace of the calling thread.
+    pub fn current() -> Result<Self, NetnsError> {
+        Self::open("/proc/thread-self/ns/net")
+    }
+
+    /// The path this namespace was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a new thread that has entered this namespace, and returns its result.
+    ///
+    /// The thread ends with the closure, so no thread outside this call is ever left inside.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| io_err("setns", &self.path, e))?;
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| NetnsError::Panicked {
+                path: self.path.clone(),
+            })?
+        })
+    }
+
+    /// Whether two handles refer to the same namespace (same device and inode).
+    pub fn same_as(&self, other: &Netns) -> Result<bool, NetnsError> {
+        let a =
+            nix::sys::stat::fstat(self.fd.as_fd()).map_err(|e| io_err("fstat", &self.path, e))?;
+        let b =
+            nix::sys::stat::fstat(other.fd.as_fd()).map_err(|e| io_err("fstat", &other.path, e))?;
+        Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    }
+}
+
+impl AsFd for Netns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A named network namespace this process created; unmounted and removed on drop.
+#[derive(Debug)]
+pub struct OwnedNetns {
+    ns: Netns,
+}
+
+impl OwnedNetns {
+    /// Creates a new, empty network namespace mounted at `dir/name` (as `ip netns add` does when
+    /// `dir` is [`NETNS_RUN_DIR`]). Fails if that file already exists.
+    pub fn create(dir: impl AsRef<Path>, name: &str) -> Result<Self, NetnsError> {
+        let dir = dir.as_ref();
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(io_err(
+                "create netns",
+                &dir.join(name),
+                io::Error::new(io::ErrorKind::InvalidInput, "invalid namespace name"),
+            ));
+        }
+        fs::create_dir_all(dir).map_err(|e| io_err("mkdir", dir, e))?;
+        let path = dir.join(name);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_err("create", &path, e))?;
+        let mounted = std::thread::scope(|s| {
+            s.spawn(|| -> Result<(), NetnsError> {
+                unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io_err("unshare", &path, e))?;
+                mount(
+                    Some("/proc/thread-self/ns/net"),
+                    &path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| io_err("bind mount", &path, e))
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(NetnsError::Panicked {
+                    path: path.to_owned(),
+                })
+            })
+        });
+        if let Err(e) = mounted {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        match Netns::open(&path) {
+            Ok(ns) => Ok(OwnedNetns { ns }),
+            Err(e) => {
+                remove_mount(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// The path of the mount, as a runtime would pass it in `CNI_NETNS`.
+    pub fn path(&self) -> &Path {
+        self.ns.path()
+    }
+}
+
+impl std::ops::Deref for OwnedNetns {
+    type Target = Netns;
+    fn deref(&self) -> &Netns {
+        &self.ns
+    }
+}
+
+impl Drop for OwnedNetns {
+    fn drop(&mut self) {
+        remove_mount(&self.ns.path);
+    }
+}
+
+/// Removes a namespace mount made by [`OwnedNetns::create`] or `ip netns add`; missing is fine.
+pub fn remove_mount(path: &Path) {
+    let _ = umount2(path, MntFlags::MNT_DETACH);
+    let _ = fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    #[test]
+    fn open_rejects_what_is_not_a_netns() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        fs::write(&file, b"x").unwrap();
+        assert!(matches!(
+            Netns::open(&file),
+            Err(NetnsError::NotNetns { .. })
+        ));
+        assert!(matches!(
+            Netns::open(dir.path()),
+            Err(NetnsError::NotNetns { .. })
+        ));
+        assert!(matches!(
+            Netns::open(dir.path().join("missing")),
+            Err(NetnsError::NotFound { .. })
+        ));
+        assert!(matches!(
+            Netns::open("/proc/self/ns/uts"),
+            Err(NetnsError::NotNetns { .. })
+        ));
+    }
+
+    #[test]
+    fn create_run_and_drop() {
+        if !is_root() {
+            eprintln!("skipped: creating a network namespace needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ns = OwnedNetns::create(dir.path(), "t1").unwrap();
+        let here = Netns::current().unwrap();
+        assert!(!ns.same_as(&here).unwrap());
+        let inside = ns.run(|| Netns::current().unwrap()).unwrap();
+        assert!(ns.same_as(&inside).unwrap());
+        // The calling thread never moved.
+        assert!(Netns::current().unwrap().same_as(&here).unwrap());
+        let path = ns.path().to_owned();
+        drop(ns);
+        assert!(!path.exists());
+        assert!(OwnedNetns::create(dir.path(), "a/b").is_err());
+    }
+}
