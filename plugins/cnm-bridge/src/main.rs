@@ -1,1 +1,5 @@
-fn main() {}
+//! `cnm-bridge`: a CNI plugin; everything is in `cnm_core`.
+
+fn main() {
+    cnm_core::cni::main(cnm_core::plugins::bridge::BridgePlugin)
+}

@@ -1,0 +1,5 @@
+//! The CNI plugins that cnm ships, each mapping the protocol onto the model. The binaries in
+//! `plugins/` are one line around these.
+
+pub mod bridge;
+pub mod host;
