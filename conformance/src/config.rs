@@ -25,8 +25,11 @@ pub enum ConfigError {
     /// A container ID, network name or interface name that libcni would reject.
     #[error("invalid {what} {value:?}: {why}")]
     Name {
+        /// What was being named.
         what: &'static str,
+        /// The rejected value.
         value: String,
+        /// Which rule it breaks.
         why: &'static str,
     },
 }

@@ -20,25 +20,38 @@ pub enum Error {
     /// The plugin could not be run, or ran and failed.
     #[error("plugin {plugin} failed ({command}): {source}")]
     Plugin {
+        /// The plugin type.
         plugin: String,
+        /// The command it was running.
         command: Command,
+        /// What went wrong.
         #[source]
         source: ExecError,
     },
     /// The plugin exited 0 but its output breaks the spec.
     #[error("plugin {plugin} ({command}) printed an invalid result: {reason}")]
     BadOutput {
+        /// The plugin type.
         plugin: String,
+        /// The command it was running.
         command: Command,
+        /// What is wrong with the output.
         reason: String,
     },
     /// The command does not exist in the list's spec version (CHECK before 0.4.0).
     #[error("configuration version {version:?} does not support {command}")]
-    Unsupported { command: Command, version: String },
+    Unsupported {
+        /// The command asked for.
+        command: Command,
+        /// The list's cniVersion.
+        version: String,
+    },
     /// Reading or writing the result cache failed.
     #[error("result cache in {dir}: {source}")]
     Cache {
+        /// The cache directory.
         dir: PathBuf,
+        /// The system error.
         #[source]
         source: io::Error,
     },
@@ -48,7 +61,9 @@ pub enum Error {
     /// Any other system call failed.
     #[error("{what}: {source}")]
     Io {
+        /// What was being done.
         what: String,
+        /// The system error.
         #[source]
         source: io::Error,
     },

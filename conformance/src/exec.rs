@@ -30,7 +30,12 @@ pub enum FindError {
     NoPaths,
     /// No directory holds a regular file of that name.
     #[error("failed to find plugin {name:?} in path {dirs:?}")]
-    NotFound { name: String, dirs: Vec<PathBuf> },
+    NotFound {
+        /// The plugin type.
+        name: String,
+        /// The directories searched.
+        dirs: Vec<PathBuf>,
+    },
 }
 
 /// Returns the first regular file named `plugin_type` in `dirs`.
@@ -132,15 +137,20 @@ pub enum ExecError {
     /// The process could not be started (or entering the host namespace failed).
     #[error("start {path}: {source}")]
     Spawn {
+        /// The plugin binary.
         path: PathBuf,
+        /// The system error.
         #[source]
         source: io::Error,
     },
     /// The process was killed because it ran longer than allowed.
     #[error("{path} did not finish within {timeout:?} and was killed; stderr: {stderr:?}")]
     Timeout {
+        /// The plugin binary.
         path: PathBuf,
+        /// The time it was given.
         timeout: Duration,
+        /// What it wrote to stderr before it was killed.
         stderr: String,
     },
     /// The process ran and failed.

@@ -5,6 +5,8 @@
 //! `serde_json::Value`s. Plugins always run inside a [`Host`] namespace made for the test, so
 //! bridges, firewall rules and sysctls never land in the namespace of the machine.
 
+#![warn(missing_docs)]
+
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -31,5 +33,25 @@ pub fn require_root(test: &str) -> bool {
         panic!("{test}: needs root, and CI is set: refusing to skip");
     }
     eprintln!("skipped: {test}: needs root");
+    false
+}
+
+/// Whether every plugin in `names` is in `dir`; prints `skipped: TEST: ...` when not.
+///
+/// Panics instead when `CI` is set, like [`require_root`].
+pub fn require_plugins(test: &str, dir: &std::path::Path, names: &[&str]) -> bool {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !dir.join(n).is_file())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("needs plugins {missing:?} in {}", dir.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}, and CI is set: refusing to skip");
+    }
+    eprintln!("skipped: {test}: {why}");
     false
 }
