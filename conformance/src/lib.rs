@@ -55,3 +55,17 @@ pub fn require_plugins(test: &str, dir: &std::path::Path, names: &[&str]) -> boo
     eprintln!("skipped: {test}: {why}");
     false
 }
+
+/// Where cnm's own plugin binaries are: `CNM_PLUGIN_DIR`, or the cargo target directory this
+/// test or example was built into (`target/debug` for `target/debug/deps/test-HASH`).
+pub fn cnm_plugin_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("CNM_PLUGIN_DIR") {
+        return dir.into();
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("exe has a directory").to_path_buf();
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.pop();
+    }
+    dir
+}
