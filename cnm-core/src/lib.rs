@@ -6,5 +6,6 @@ pub mod error;
 pub mod ipam;
 pub mod netns;
 pub mod plugins;
+pub mod store;
 
 pub use error::{Error, Result};
