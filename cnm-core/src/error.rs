@@ -6,7 +6,10 @@ use crate::cni::config::ConfigError;
 use crate::cni::delegate::DelegateError;
 use crate::cni::env::EnvError;
 use crate::cni::error::{CniError, ErrorCode};
+use crate::ipam::{AllocError, IpamConfigError};
 use crate::netns::NetnsError;
+use crate::plugins::ipam::IpamPluginError;
+use crate::store::StoreError;
 
 /// Any failure of a cnm operation.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,15 @@ pub enum Error {
     /// Another plugin this one delegated to.
     #[error(transparent)]
     Delegate(#[from] DelegateError),
+    /// The `ipam` section of the configuration.
+    #[error(transparent)]
+    IpamConfig(#[from] IpamConfigError),
+    /// The store of networks, endpoints and addresses.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The `cnm-ipam` plugin's own checks.
+    #[error(transparent)]
+    IpamPlugin(#[from] IpamPluginError),
     /// This plugin does not do that (yet).
     #[error("{plugin}: {what} is not implemented")]
     NotImplemented {
@@ -61,6 +73,56 @@ impl Error {
                 NetnsError::Panicked { .. } => ErrorCode::Internal,
             },
             Error::Delegate(e) => e.code(),
+            Error::IpamConfig(e) => match e {
+                IpamConfigError::Field { .. }
+                | IpamConfigError::NoRanges
+                | IpamConfigError::EmptySet { .. }
+                | IpamConfigError::HostBits { .. }
+                | IpamConfigError::TooSmall { .. }
+                | IpamConfigError::OutsideSubnet { .. }
+                | IpamConfigError::StartAfterEnd { .. }
+                | IpamConfigError::Overlap { .. }
+                | IpamConfigError::MixedFamilies { .. }
+                | IpamConfigError::RouteFamily { .. }
+                | IpamConfigError::DataDir { .. } => ErrorCode::InvalidConfig,
+            },
+            Error::Store(e) => match e {
+                // busy_timeout (10 s) ran out behind other writers: transient by nature.
+                StoreError::Sqlite { source, .. }
+                    if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        || source.sqlite_error_code()
+                            == Some(rusqlite::ErrorCode::DatabaseLocked) =>
+                {
+                    ErrorCode::TryAgainLater
+                }
+                StoreError::Dir { .. }
+                | StoreError::Sqlite { .. }
+                | StoreError::SchemaTooNew { .. }
+                | StoreError::Corrupt { .. } => ErrorCode::Io,
+                StoreError::NetworkConflict { .. } => ErrorCode::InvalidConfig,
+                StoreError::Alloc { source, .. } => match source {
+                    // Not 11: an exhausted pool does not clear up by itself, and a runtime that
+                    // retries blindly would hide a pool that is too small. Its own code lets
+                    // a runtime or an operator tell it apart from a bug (100).
+                    AllocError::Exhausted { .. } | AllocError::RequestedInUse { .. } => {
+                        ErrorCode::AddressUnavailable
+                    }
+                    AllocError::RequestedOutside { .. }
+                    | AllocError::RequestedPrefix { .. }
+                    | AllocError::RequestedGateway { .. }
+                    | AllocError::RequestedTwice { .. } => ErrorCode::InvalidConfig,
+                },
+                // A DEL removed the endpoint while its ADD ran: the container is gone.
+                StoreError::EndpointMissing(_) => ErrorCode::UnknownContainer,
+            },
+            Error::IpamPlugin(e) => match e {
+                IpamPluginError::NoIpamSection => ErrorCode::InvalidConfig,
+                IpamPluginError::ArgsIp { .. } => ErrorCode::InvalidEnvironment,
+                IpamPluginError::NotReserved { .. } | IpamPluginError::Mismatch { .. } => {
+                    ErrorCode::CheckFailed
+                }
+                IpamPluginError::Unavailable(_) => ErrorCode::NotAvailable,
+            },
             Error::NotImplemented { .. } => ErrorCode::NotImplemented,
         }
     }

@@ -3,7 +3,9 @@
 
 pub mod cni;
 pub mod error;
+pub mod ipam;
 pub mod netns;
 pub mod plugins;
+pub mod store;
 
 pub use error::{Error, Result};

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     Internal,
     /// 101: the command or feature is not implemented by this plugin yet.
     NotImplemented,
+    /// 102: no address can be given: the pool is exhausted or the requested one is taken.
+    AddressUnavailable,
+    /// 103: CHECK found the attachment different from what ADD made.
+    CheckFailed,
     /// A code returned by a delegated plugin, passed through unchanged.
     Other(u32),
 }
@@ -51,6 +55,8 @@ impl ErrorCode {
             ErrorCode::NotAvailableDamaged => 51,
             ErrorCode::Internal => 100,
             ErrorCode::NotImplemented => 101,
+            ErrorCode::AddressUnavailable => 102,
+            ErrorCode::CheckFailed => 103,
             ErrorCode::Other(n) => n,
         }
     }
@@ -70,6 +76,8 @@ impl ErrorCode {
             ErrorCode::NotAvailableDamaged,
             ErrorCode::Internal,
             ErrorCode::NotImplemented,
+            ErrorCode::AddressUnavailable,
+            ErrorCode::CheckFailed,
         ]
         .into_iter()
         .find(|c| c.as_u32() == n)
@@ -132,7 +140,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for n in [1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 100, 101, 999] {
+        for n in [1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 100, 101, 102, 103, 999] {
             assert_eq!(ErrorCode::from_u32(n).as_u32(), n);
         }
         assert_eq!(ErrorCode::from_u32(999), ErrorCode::Other(999));

@@ -1,0 +1,383 @@
+//! [`Store`] on one SQLite file; see the schema picture in the module above.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde_json::Value;
+
+use super::{
+    EndpointKey, EndpointRecord, FirewallElement, NetworkRecord, Reservation, ReservedAddress,
+    Store, StoreError, StoreResult,
+};
+use crate::cni::config::{NetworkName, RequestedIp};
+use crate::cni::env::{ContainerId, IfName};
+use crate::ipam::allocator::{allocate, assign_requests};
+use crate::ipam::RangeSetPlan;
+
+mod rows;
+
+use rows::{
+    check_version, corrupt, delete_endpoint, endpoint_keys, ensure_network, load_endpoint,
+    parse_addr, sql,
+};
+
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS networks (
+    name TEXT PRIMARY KEY, driver TEXT NOT NULL, subnets TEXT NOT NULL, config TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (
+    network TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('creating', 'created')), data TEXT NOT NULL,
+    PRIMARY KEY (network, container_id, ifname));
+CREATE TABLE IF NOT EXISTS addresses (
+    network TEXT NOT NULL, addr TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
+    set_index INTEGER NOT NULL, PRIMARY KEY (network, addr));
+CREATE INDEX IF NOT EXISTS addresses_by_endpoint ON addresses (network, container_id, ifname);
+CREATE TABLE IF NOT EXISTS cursors (
+    network TEXT NOT NULL, set_index INTEGER NOT NULL, last_addr TEXT NOT NULL,
+    PRIMARY KEY (network, set_index));
+CREATE TABLE IF NOT EXISTS firewall_elements (
+    network TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
+    kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key));
+CREATE INDEX IF NOT EXISTS firewall_by_endpoint
+    ON firewall_elements (network, container_id, ifname);
+";
+
+/// Where the kernel says which boot this is; it changes on every reboot.
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
+/// The local store: one SQLite database shared by every plugin process on the host.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<dir>/cnm.db`, reconciling with the current boot.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        let boot_id = std::fs::read_to_string(BOOT_ID_PATH).ok();
+        Self::open_with_boot_id(dir, boot_id.as_deref().map(str::trim))
+    }
+
+    /// [`Self::open`] with the boot id given (`None`: unknown, so no reconciliation).
+    pub fn open_with_boot_id(dir: &Path, boot_id: Option<&str>) -> StoreResult<Self> {
+        let dir_err = |what: &str, source| StoreError::Dir {
+            path: dir.display().to_string(),
+            what: what.to_owned(),
+            source,
+        };
+        if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
+            return Err(dir_err("must be an absolute path without \"..\"", None));
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| dir_err("creating it (mode 0700)", Some(e)))?;
+        let path = dir.join("cnm.db");
+        let conn = Connection::open(&path).map_err(sql("opening the database"))?;
+        // busy_timeout first: even switching to WAL can meet another process's lock.
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(sql("setting busy_timeout"))?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
+            .map_err(sql("switching to WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("setting synchronous"))?;
+        let mut store = SqliteStore { conn, path };
+        store.init(boot_id)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes and releases the write lock: whether an ADD could write now (STATUS).
+    pub fn check_writable(&mut self) -> StoreResult<()> {
+        let tx = self.immediate("taking the write lock")?;
+        tx.rollback().map_err(sql("releasing the write lock"))
+    }
+
+    fn immediate(&mut self, doing: &'static str) -> StoreResult<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(doing))
+    }
+
+    /// Creates the schema if missing, checks its version, and drops endpoints of past boots.
+    fn init(&mut self, boot_id: Option<&str>) -> StoreResult<()> {
+        let meta = |conn: &Connection, key: &str| -> StoreResult<Option<String>> {
+            let exists: bool = conn
+                .query_row(
+                    "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql("reading the schema"))?;
+            if !exists {
+                return Ok(None);
+            }
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(sql("reading meta"))
+        };
+        let version = meta(&self.conn, "schema_version")?;
+        let stored_boot = meta(&self.conn, "boot_id")?;
+        if version.is_some() && (boot_id.is_none() || stored_boot.as_deref() == boot_id) {
+            return check_version(version.as_deref());
+        }
+        let tx = self.immediate("initialising the store")?;
+        tx.execute_batch(SCHEMA)
+            .map_err(sql("creating the schema"))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(sql("recording the schema version"))?;
+        check_version(meta(&tx, "schema_version")?.as_deref())?;
+        if let Some(boot) = boot_id {
+            // Re-read under the lock: another process may have reconciled already.
+            let stored = meta(&tx, "boot_id")?;
+            if stored.as_deref() != Some(boot) {
+                if stored.is_some() {
+                    // Namespaces do not survive a reboot, so neither do endpoints.
+                    tx.execute_batch(
+                        "DELETE FROM endpoints; DELETE FROM addresses; DELETE FROM firewall_elements;",
+                    )
+                    .map_err(sql("dropping endpoints of the previous boot"))?;
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_id', ?1)",
+                    [boot],
+                )
+                .map_err(sql("recording the boot id"))?;
+            }
+        }
+        tx.commit().map_err(sql("initialising the store"))
+    }
+}
+
+impl Store for SqliteStore {
+    fn reserve_endpoint(
+        &mut self,
+        network: &NetworkRecord,
+        key: &EndpointKey,
+        sets: &[RangeSetPlan],
+        requested: &[RequestedIp],
+    ) -> StoreResult<Reservation> {
+        let alloc = |source| StoreError::Alloc {
+            network: key.network.to_string(),
+            source,
+        };
+        let wanted = assign_requests(sets, requested).map_err(alloc)?;
+        let tx = self.immediate("starting the reservation")?;
+        ensure_network(&tx, network)?;
+        if let Some(found) = load_endpoint(&tx, key)? {
+            tx.commit().map_err(sql("committing the reservation"))?;
+            return Ok(Reservation {
+                addresses: found.addresses,
+                existing: true,
+            });
+        }
+        let net = key.network.as_str();
+        let mut taken: HashSet<IpAddr> = {
+            let mut stmt = tx
+                .prepare_cached("SELECT addr FROM addresses WHERE network = ?1")
+                .map_err(sql("reading taken addresses"))?;
+            let rows: Vec<String> = stmt
+                .query_map([net], |r| r.get(0))
+                .and_then(Iterator::collect)
+                .map_err(sql("reading taken addresses"))?;
+            rows.iter()
+                .map(|a| parse_addr(a))
+                .collect::<StoreResult<_>>()?
+        };
+        let mut addresses = Vec::with_capacity(sets.len());
+        for (i, (set, want)) in sets.iter().zip(wanted).enumerate() {
+            let index = i as i64;
+            let cursor: Option<String> = tx
+                .query_row(
+                    "SELECT last_addr FROM cursors WHERE network = ?1 AND set_index = ?2",
+                    params![net, index],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql("reading the cursor"))?;
+            let cursor = cursor.as_deref().map(parse_addr).transpose()?;
+            let addr = allocate(set, &taken, cursor, want).map_err(alloc)?;
+            taken.insert(addr);
+            tx.execute(
+                "INSERT INTO addresses (network, addr, container_id, ifname, set_index)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    net,
+                    addr.to_string(),
+                    key.container_id.as_str(),
+                    key.ifname.as_str(),
+                    index
+                ],
+            )
+            .map_err(sql("recording the address"))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO cursors (network, set_index, last_addr) VALUES (?1, ?2, ?3)",
+                params![net, index, addr.to_string()],
+            )
+            .map_err(sql("moving the cursor"))?;
+            addresses.push(ReservedAddress { set_index: i, addr });
+        }
+        tx.execute(
+            "INSERT INTO endpoints (network, container_id, ifname, state, data)
+             VALUES (?1, ?2, ?3, 'creating', 'null')",
+            params![net, key.container_id.as_str(), key.ifname.as_str()],
+        )
+        .map_err(sql("recording the endpoint"))?;
+        tx.commit().map_err(sql("committing the reservation"))?;
+        Ok(Reservation {
+            addresses,
+            existing: false,
+        })
+    }
+
+    fn commit_endpoint(&mut self, key: &EndpointKey, data: &Value) -> StoreResult<()> {
+        let tx = self.immediate("committing the endpoint")?;
+        let n = tx
+            .execute(
+                "UPDATE endpoints SET state = 'created', data = ?4
+                 WHERE network = ?1 AND container_id = ?2 AND ifname = ?3",
+                params![
+                    key.network.as_str(),
+                    key.container_id.as_str(),
+                    key.ifname.as_str(),
+                    data.to_string()
+                ],
+            )
+            .map_err(sql("committing the endpoint"))?;
+        if n == 0 {
+            return Err(StoreError::EndpointMissing(key.clone()));
+        }
+        tx.commit().map_err(sql("committing the endpoint"))
+    }
+
+    fn add_firewall_elements(
+        &mut self,
+        key: &EndpointKey,
+        elements: &[FirewallElement],
+    ) -> StoreResult<()> {
+        let tx = self.immediate("recording firewall elements")?;
+        if load_endpoint(&tx, key)?.is_none() {
+            return Err(StoreError::EndpointMissing(key.clone()));
+        }
+        for e in elements {
+            tx.execute(
+                "INSERT INTO firewall_elements (network, container_id, ifname, kind, key)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    key.network.as_str(),
+                    key.container_id.as_str(),
+                    key.ifname.as_str(),
+                    e.kind,
+                    e.key
+                ],
+            )
+            .map_err(sql("recording a firewall element"))?;
+        }
+        tx.commit().map_err(sql("recording firewall elements"))
+    }
+
+    fn release_endpoint(&mut self, key: &EndpointKey) -> StoreResult<Option<EndpointRecord>> {
+        let tx = self.immediate("releasing the endpoint")?;
+        let found = load_endpoint(&tx, key)?;
+        if found.is_some() {
+            delete_endpoint(&tx, key)?;
+        }
+        tx.commit().map_err(sql("releasing the endpoint"))?;
+        Ok(found)
+    }
+
+    fn endpoint(&self, key: &EndpointKey) -> StoreResult<Option<EndpointRecord>> {
+        load_endpoint(&self.conn, key)
+    }
+
+    fn endpoints(&self, network: Option<&NetworkName>) -> StoreResult<Vec<EndpointRecord>> {
+        // One read transaction, so the list and the rows are of one moment.
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(sql("listing endpoints"))?;
+        let mut out = Vec::new();
+        for key in endpoint_keys(&tx, network)? {
+            out.extend(load_endpoint(&tx, &key)?);
+        }
+        Ok(out)
+    }
+
+    fn networks(&self) -> StoreResult<Vec<NetworkRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, driver, subnets, config FROM networks ORDER BY name")
+            .map_err(sql("listing networks"))?;
+        let rows: Vec<(String, String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(Iterator::collect)
+            .map_err(sql("listing networks"))?;
+        rows.into_iter()
+            .map(|(name, driver, subnets, config)| {
+                let bad = || corrupt(format!("network {name}"));
+                Ok(NetworkRecord {
+                    name: NetworkName::new(&name).map_err(|_| bad())?,
+                    driver,
+                    subnets: serde_json::from_str(&subnets).map_err(|_| bad())?,
+                    config: serde_json::from_str(&config).map_err(|_| bad())?,
+                })
+            })
+            .collect()
+    }
+
+    fn remove_network_if_unused(&mut self, name: &NetworkName) -> StoreResult<bool> {
+        let tx = self.immediate("removing the network")?;
+        let used: bool = tx
+            .query_row(
+                "SELECT count(*) > 0 FROM endpoints WHERE network = ?1",
+                [name.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(sql("counting endpoints"))?;
+        if used {
+            return Ok(false);
+        }
+        let n = tx
+            .execute("DELETE FROM networks WHERE name = ?1", [name.as_str()])
+            .map_err(sql("removing the network"))?;
+        tx.execute("DELETE FROM cursors WHERE network = ?1", [name.as_str()])
+            .map_err(sql("removing the network's cursors"))?;
+        tx.commit().map_err(sql("removing the network"))?;
+        Ok(n > 0)
+    }
+
+    fn gc(
+        &mut self,
+        network: &NetworkName,
+        keep: &[(ContainerId, IfName)],
+    ) -> StoreResult<Vec<EndpointRecord>> {
+        let tx = self.immediate("collecting garbage")?;
+        let mut removed = Vec::new();
+        for key in endpoint_keys(&tx, Some(network))? {
+            let kept = keep
+                .iter()
+                .any(|(c, i)| *c == key.container_id && *i == key.ifname);
+            if !kept {
+                removed.extend(load_endpoint(&tx, &key)?);
+                delete_endpoint(&tx, &key)?;
+            }
+        }
+        tx.commit().map_err(sql("collecting garbage"))?;
+        Ok(removed)
+    }
+}
