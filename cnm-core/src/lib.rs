@@ -2,10 +2,12 @@
 //! runtimes (containerd/CRI, kubelet, podman, cnitool) onto it.
 
 pub mod cni;
+pub mod driver;
 pub mod error;
 pub mod ipam;
 pub mod netns;
 pub mod plugins;
+pub mod rollback;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -156,15 +156,18 @@ impl Delegation<'_> {
         if let Some(ns) = self.netns {
             cmd.env("CNI_NETNS", ns);
         }
-        let mut child = cmd.spawn().map_err(exec_err)?;
+        let mut child = spawn_retrying_busy(&mut cmd).map_err(exec_err)?;
         let mut pipe = child.stdin.take().expect("stdin is piped");
         // A delegate that exits without reading stdin closes the pipe: its exit status tells.
         let written = pipe.write_all(stdin);
         drop(pipe);
         let out = child.wait_with_output().map_err(exec_err)?;
         if out.status.success() {
-            written.map_err(exec_err)?;
-            return Ok(out.stdout);
+            // A delegate may succeed without reading all of stdin; only other write errors count.
+            match written {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(exec_err(e)),
+                _ => return Ok(out.stdout),
+            }
         }
         Err(DelegateError::Failed {
             plugin: plugin.to_owned(),
@@ -172,6 +175,20 @@ impl Delegation<'_> {
             error: parse_error(&out.stdout, &out.stderr, out.status),
         })
     }
+}
+
+/// Spawns `cmd`, retrying briefly on ETXTBSY: an executable that was just written may still be
+/// open for writing in a child that another thread forked at that moment (libcni retries too).
+fn spawn_retrying_busy(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut delay = std::time::Duration::from_millis(1);
+    for _ in 0..8 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => std::thread::sleep(delay),
+            other => return other,
+        }
+        delay *= 2;
+    }
+    cmd.spawn()
 }
 
 /// Reads a failed plugin's CNI error from stdout, falling back to stderr as libcni does.

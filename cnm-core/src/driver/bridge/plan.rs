@@ -124,18 +124,34 @@ impl BridgePlan {
             if !MTU_RANGE.contains(&mtu) {
                 return Err(ConfigError::invalid(
                     "mtu",
-                    format!("{mtu} is out of range; Linux accepts {} to {}", MTU_RANGE.start(), MTU_RANGE.end()),
+                    format!(
+                        "{mtu} is out of range; Linux accepts {} to {}",
+                        MTU_RANGE.start(),
+                        MTU_RANGE.end()
+                    ),
                 ));
             }
         }
-        if c.vlan.as_ref().is_some_and(|v| !v.is_null() && v != &Value::from(0)) {
-            return Err(unsupported("vlan", "VLAN tagging is not implemented by cnm-bridge yet"));
+        if c.vlan
+            .as_ref()
+            .is_some_and(|v| !v.is_null() && v != &Value::from(0))
+        {
+            return Err(unsupported(
+                "vlan",
+                "VLAN tagging is not implemented by cnm-bridge yet",
+            ));
         }
         if c.vlan_trunk.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(unsupported("vlanTrunk", "VLAN trunks are not implemented by cnm-bridge yet"));
+            return Err(unsupported(
+                "vlanTrunk",
+                "VLAN trunks are not implemented by cnm-bridge yet",
+            ));
         }
         if c.macspoofchk == Some(true) {
-            return Err(unsupported("macspoofchk", "MAC spoof checking is not implemented by cnm-bridge yet"));
+            return Err(unsupported(
+                "macspoofchk",
+                "MAC spoof checking is not implemented by cnm-bridge yet",
+            ));
         }
         let internal = c.internal;
         let default_route = c.is_default_gateway && !internal;
@@ -189,11 +205,16 @@ mod tests {
 
     #[test]
     fn options() {
-        let p = plan(json!({"bridge": "br1", "isDefaultGateway": true, "ipMasq": true,
-            "mtu": 1400, "enable_icc": false, "hairpinMode": true}))
+        let p = plan(
+            json!({"bridge": "br1", "isDefaultGateway": true, "ipMasq": true,
+            "mtu": 1400, "enable_icc": false, "hairpinMode": true}),
+        )
         .unwrap();
         assert!(p.is_gateway && p.default_route && p.hairpin);
-        assert_eq!((p.masquerade, p.reach, p.mtu), (Masquerade::On, Reach::NoIcc, Some(1400)));
+        assert_eq!(
+            (p.masquerade, p.reach, p.mtu),
+            (Masquerade::On, Reach::NoIcc, Some(1400))
+        );
         let p = plan(json!({"isDefaultGateway": true, "ipMasq": true, "internal": true})).unwrap();
         assert!(!p.default_route);
         assert_eq!(p.masquerade, Masquerade::Off);
