@@ -6,8 +6,10 @@
 /// A list of undo steps run in reverse on drop unless committed.
 #[derive(Default)]
 pub struct Rollback<'a> {
-    steps: Vec<(&'static str, Box<dyn FnOnce() -> Result<(), String> + 'a>)>,
+    steps: Vec<(&'static str, Undo<'a>)>,
 }
+
+type Undo<'a> = Box<dyn FnOnce() -> Result<(), String> + 'a>;
 
 impl<'a> Rollback<'a> {
     /// An empty guard.

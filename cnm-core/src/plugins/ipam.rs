@@ -122,9 +122,11 @@ fn check_record(call: &IpamCall<'_>, plan: &IpamPlan, rec: &EndpointRecord) -> R
     }
     for a in &rec.addresses {
         let ip = ip_config(plan, &rec.key, a)?;
-        let in_prev = call.conf.prev_result.as_ref().map_or(true, |prev| {
-            prev.ips.iter().any(|p| p.address.addr() == a.addr)
-        });
+        let in_prev = call
+            .conf
+            .prev_result
+            .as_ref()
+            .is_none_or(|prev| prev.ips.iter().any(|p| p.address.addr() == a.addr));
         if !in_prev {
             return Err(mismatch(format!("{} is not in prevResult", ip.address)).into());
         }

@@ -58,6 +58,37 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
+/// Puts the database in WAL mode. WAL persists in the file, so this is a no-op after the first
+/// open; concurrent first opens can get SQLITE_BUSY without the busy handler being called, so
+/// the switch is retried for up to 10 s.
+fn switch_to_wal(conn: &Connection) -> StoreResult<()> {
+    let mode =
+        |c: &Connection, sql_text: &str| c.query_row(sql_text, [], |r| r.get::<_, String>(0));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match mode(conn, "PRAGMA journal_mode") {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) => {}
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {}
+            Err(e) => return Err(sql("reading the journal mode")(e)),
+        }
+        match mode(conn, "PRAGMA journal_mode=WAL") {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Err(e) if !is_busy(&e) || std::time::Instant::now() >= deadline => {
+                return Err(sql("switching to WAL")(e))
+            }
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/cnm.db`, reconciling with the current boot.
     pub fn open(dir: &Path) -> StoreResult<Self> {
@@ -85,8 +116,10 @@ impl SqliteStore {
         // busy_timeout first: even switching to WAL can meet another process's lock.
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(sql("setting busy_timeout"))?;
-        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
-            .map_err(sql("switching to WAL"))?;
+        switch_to_wal(&conn)?;
+        // NORMAL in WAL mode survives a process crash at any instant; a power loss may drop the
+        // last commits, but a power loss is a reboot, after which every endpoint is dropped anyway
+        // (boot id), so nothing can leak from it.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql("setting synchronous"))?;
         let mut store = SqliteStore { conn, path };
