@@ -69,9 +69,10 @@ pub struct VethSpec<'a> {
     /// Bridge to attach the host end to (`IFLA_MASTER`), in the same message.
     pub master: Option<u32>,
     /// Bring the host end up in the same message.
+    ///
+    /// The peer cannot be brought up this way: the kernel configures it before the two ends
+    /// are linked, so `veth_open` refuses with ENOTCONN (`ip link add ... peer ... up` too).
     pub up: bool,
-    /// Bring the peer up in the same message.
-    pub peer_up: bool,
 }
 
 const LINK_ADD: Op = Op {
@@ -161,7 +162,6 @@ impl Handle {
     /// Creates a veth pair in one message: peer already in its namespace, host end on its bridge.
     pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<()> {
         let mut peer = link_message(0);
-        up_flags(&mut peer, spec.peer_up);
         peer.attributes
             .push(LinkAttribute::IfName(spec.peer_name.to_owned()));
         if let Some(mtu) = spec.mtu {
