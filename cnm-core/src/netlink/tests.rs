@@ -353,3 +353,45 @@ fn route_options_and_other_tables() {
         .iter()
         .all(|a| !a.net.addr().is_ipv4()));
 }
+
+#[test]
+fn extended_ack_text_is_found_after_a_capped_header() {
+    // NLMSG_ERROR payload after the errno: the request's 16-byte header, then attributes.
+    let mut after_code = vec![0u8; 16];
+    after_code.extend_from_slice(&8u16.to_ne_bytes()); // an unrelated attribute, 4 bytes of value
+    after_code.extend_from_slice(&2u16.to_ne_bytes());
+    after_code.extend_from_slice(&[0; 4]);
+    let text = b"Nexthop has invalid gateway\0";
+    after_code.extend_from_slice(&((4 + text.len()) as u16).to_ne_bytes());
+    after_code.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
+    after_code.extend_from_slice(text);
+    let flags = netlink_packet_core::NLM_F_CAPPED | netlink_packet_core::NLM_F_ACK_TLVS;
+    assert_eq!(
+        ext_ack_text(flags, &after_code).as_deref(),
+        Some("Nexthop has invalid gateway")
+    );
+    assert_eq!(
+        ext_ack_text(netlink_packet_core::NLM_F_CAPPED, &after_code),
+        None
+    );
+    assert_eq!(ext_ack_text(flags, &after_code[..10]), None);
+}
+
+#[test]
+fn errors_say_what_was_being_done() {
+    let op = Op {
+        name: "delete",
+        not_found: LINK_GONE,
+    };
+    let gone = Failure::Errno(Errno::ENODEV, None).into_error(op, "link 7".into());
+    assert!(matches!(gone, NetlinkError::NotFound { .. }));
+    assert_eq!(gone.to_string(), "delete link 7: No such device");
+    let busy = Failure::Errno(Errno::EBUSY, Some("in use".into())).into_error(op, "link 7".into());
+    assert_eq!(
+        busy.to_string(),
+        "delete link 7: Device or resource busy (in use)"
+    );
+    // ENOENT is not "not found" for an operation that does not say so.
+    let other = Failure::Errno(Errno::ENOENT, None).into_error(op, "link 7".into());
+    assert!(matches!(other, NetlinkError::Kernel { .. }));
+}
