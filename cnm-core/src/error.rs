@@ -6,7 +6,9 @@ use crate::cni::config::ConfigError;
 use crate::cni::delegate::DelegateError;
 use crate::cni::env::EnvError;
 use crate::cni::error::{CniError, ErrorCode};
+use crate::driver::bridge::BridgeError;
 use crate::ipam::{AllocError, IpamConfigError};
+use crate::netlink::NetlinkError;
 use crate::netns::NetnsError;
 use crate::plugins::ipam::IpamPluginError;
 use crate::store::StoreError;
@@ -35,6 +37,9 @@ pub enum Error {
     /// The `cnm-ipam` plugin's own checks.
     #[error(transparent)]
     IpamPlugin(#[from] IpamPluginError),
+    /// The bridge driver.
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
     /// This plugin does not do that (yet).
     #[error("{plugin}: {what} is not implemented")]
     NotImplemented {
@@ -115,6 +120,16 @@ impl Error {
                 // A DEL removed the endpoint while its ADD ran: the container is gone.
                 StoreError::EndpointMissing(_) => ErrorCode::UnknownContainer,
             },
+            Error::Bridge(e) => match e {
+                BridgeError::Netlink(e) => netlink_code(e),
+                BridgeError::NotABridge { .. } | BridgeError::AddressConflict { .. } => {
+                    ErrorCode::InvalidConfig
+                }
+                // Another process removed it between two requests: trying again can succeed.
+                BridgeError::Vanished { .. } => ErrorCode::TryAgainLater,
+                BridgeError::Sysctl { .. } => ErrorCode::Io,
+                BridgeError::Check(_) => ErrorCode::CheckFailed,
+            },
             Error::IpamPlugin(e) => match e {
                 IpamPluginError::NoIpamSection => ErrorCode::InvalidConfig,
                 IpamPluginError::ArgsIp { .. } => ErrorCode::InvalidEnvironment,
@@ -145,5 +160,20 @@ impl Error {
             }
         }
         CniError::new(self.code(), msg).with_details(details.join(": "))
+    }
+}
+
+/// Kernel requests fail as I/O, except when the namespace they needed is the problem.
+fn netlink_code(e: &NetlinkError) -> ErrorCode {
+    match e {
+        NetlinkError::NotFound { .. }
+        | NetlinkError::Exists { .. }
+        | NetlinkError::Kernel { .. }
+        | NetlinkError::Io { .. }
+        | NetlinkError::Decode { .. } => ErrorCode::Io,
+        NetlinkError::Netns(NetnsError::NotFound { .. }) => ErrorCode::UnknownContainer,
+        NetlinkError::Netns(NetnsError::NotNetns { .. }) => ErrorCode::InvalidEnvironment,
+        NetlinkError::Netns(NetnsError::Io { .. }) => ErrorCode::Io,
+        NetlinkError::Netns(NetnsError::Panicked { .. }) => ErrorCode::Internal,
     }
 }

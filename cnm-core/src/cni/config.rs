@@ -14,6 +14,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+use super::env::{ContainerId, IfName};
 use super::result::{CniResult, Dns, ResultError};
 use super::version::{SpecVersion, UnsupportedVersion};
 
@@ -286,6 +287,22 @@ pub struct GcAttachment {
     pub container_id: String,
     /// Interface name.
     pub ifname: String,
+}
+
+impl GcAttachment {
+    /// The attachments as validated keys; one with an invalid ID or name cannot match a stored
+    /// endpoint, so it is dropped.
+    pub fn keys(valid: &[GcAttachment]) -> Vec<(ContainerId, IfName)> {
+        valid
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    ContainerId::new(&a.container_id).ok()?,
+                    IfName::new(&a.ifname).ok()?,
+                ))
+            })
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]

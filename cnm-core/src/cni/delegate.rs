@@ -128,6 +128,16 @@ impl Delegation<'_> {
         self.exec("DEL", plugin, stdin).map(drop)
     }
 
+    /// Runs the delegate's GC (1.1.0).
+    pub fn gc(&self, plugin: &str, stdin: &[u8]) -> Result<(), DelegateError> {
+        self.exec("GC", plugin, stdin).map(drop)
+    }
+
+    /// Runs the delegate's STATUS (1.1.0).
+    pub fn status(&self, plugin: &str, stdin: &[u8]) -> Result<(), DelegateError> {
+        self.exec("STATUS", plugin, stdin).map(drop)
+    }
+
     fn exec(
         &self,
         command: &'static str,

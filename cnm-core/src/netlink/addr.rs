@@ -117,7 +117,7 @@ impl Handle {
         Ok(replies
             .into_iter()
             .filter_map(to_addr)
-            .filter(|a| index.map_or(true, |i| a.index == i))
+            .filter(|a| index.is_none_or(|i| a.index == i))
             .collect())
     }
 }

@@ -15,6 +15,9 @@ use crate::netns::Netns;
 /// `IFLA_BRPORT_MODE`: the bridge port's hairpin mode (`if_link.h`).
 const IFLA_BRPORT_MODE: u16 = 4;
 
+/// `IFLA_BRPORT_ISOLATED`: the bridge port's isolation flag (`if_link.h`, Linux 4.18).
+const IFLA_BRPORT_ISOLATED: u16 = 33;
+
 /// One network interface as `ip link` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -36,6 +39,8 @@ pub struct Link {
     pub link_index: Option<u32>,
     /// Set when `link_index` lives in another namespace: that namespace's id as seen from here.
     pub netns_id: Option<i32>,
+    /// The interface alias (`ip link set ... alias`), which cnm uses to mark what it created.
+    pub alias: Option<String>,
 }
 
 /// A bridge to create.
@@ -49,6 +54,8 @@ pub struct BridgeSpec<'a> {
     pub mac: Option<[u8; 6]>,
     /// Bring it up in the same message.
     pub up: bool,
+    /// Interface alias; set right after creation (the kernel ignores it in the create message).
+    pub alias: Option<&'a str>,
 }
 
 /// A veth pair to create in one message: host end here, peer possibly in another namespace.
@@ -156,7 +163,26 @@ impl Handle {
             NLM_F_CREATE | NLM_F_EXCL,
             RouteNetlinkMessage::NewLink(msg),
             || format!("bridge {}", spec.name),
-        )
+        )?;
+        if let Some(alias) = spec.alias {
+            let index = self
+                .link_by_name(spec.name)?
+                .map(|l| l.index)
+                .ok_or_else(|| super::NetlinkError::NotFound {
+                    op: "set alias of",
+                    what: format!("bridge {}", spec.name),
+                    errno: nix::errno::Errno::ENODEV,
+                })?;
+            self.set_alias(index, alias)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the interface alias (`ip link set ... alias`).
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> Result<()> {
+        self.set_link("set alias of", index, |m| {
+            m.attributes.push(LinkAttribute::IfAlias(alias.to_owned()))
+        })
     }
 
     /// Creates a veth pair in one message: peer already in its namespace, host end on its bridge.
@@ -281,18 +307,31 @@ impl Handle {
 
     /// Turns hairpin mode of a bridge port on or off (`bridge link set ... hairpin`).
     pub fn set_hairpin(&mut self, index: u32, on: bool) -> Result<()> {
+        self.set_bridge_port_flag("set hairpin of", index, IFLA_BRPORT_MODE, on)
+    }
+
+    /// Isolates a bridge port (`bridge link set ... isolated`): isolated ports cannot reach
+    /// each other, only ports that are not isolated and the bridge itself.
+    pub fn set_isolated(&mut self, index: u32, on: bool) -> Result<()> {
+        self.set_bridge_port_flag("set isolation of", index, IFLA_BRPORT_ISOLATED, on)
+    }
+
+    fn set_bridge_port_flag(
+        &mut self,
+        name: &'static str,
+        index: u32,
+        attr: u16,
+        on: bool,
+    ) -> Result<()> {
         let mut msg = link_message(index);
         msg.header.interface_family = AddressFamily::Bridge;
         // The crate emits IFLA_PROTINFO with NLA_F_NESTED, which br_setlink requires.
         msg.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
-            LinkProtoInfoBridge::Other(DefaultNla::new(IFLA_BRPORT_MODE, vec![u8::from(on)])),
+            LinkProtoInfoBridge::Other(DefaultNla::new(attr, vec![u8::from(on)])),
         ]));
-        self.ack(
-            op("set hairpin of"),
-            0,
-            RouteNetlinkMessage::SetLink(msg),
-            || format!("bridge port {index}"),
-        )
+        self.ack(op(name), 0, RouteNetlinkMessage::SetLink(msg), || {
+            format!("bridge port {index}")
+        })
     }
 
     /// Deletes the link (both ends of a veth); [`super::NetlinkError::NotFound`] when missing.
@@ -329,6 +368,7 @@ fn to_link(reply: RouteNetlinkMessage) -> Option<Link> {
         up: msg.header.flags.contains(LinkFlags::Up),
         link_index: None,
         netns_id: None,
+        alias: None,
     };
     for attr in msg.attributes {
         match attr {
@@ -338,6 +378,7 @@ fn to_link(reply: RouteNetlinkMessage) -> Option<Link> {
             LinkAttribute::Controller(master) if master != 0 => link.master = Some(master),
             LinkAttribute::Link(index) if index != 0 => link.link_index = Some(index),
             LinkAttribute::LinkNetNsId(id) => link.netns_id = Some(id),
+            LinkAttribute::IfAlias(alias) if !alias.is_empty() => link.alias = Some(alias),
             LinkAttribute::LinkInfo(infos) => {
                 link.kind = infos.into_iter().find_map(|info| match info {
                     LinkInfo::Kind(kind) => Some(kind.to_string()),

@@ -1,38 +1,192 @@
 //! `cnm-bridge`: the CNM bridge driver behind CNI.
+//!
+//! ADD = ensure the network + create the endpoint + join the sandbox:
+//! 1. validate everything into plans (bridge, IPAM, MAC) — errors here create nothing;
+//! 2. one store transaction reserves the addresses (in-process `cnm-ipam`) and records the
+//!    endpoint as creating, so DEL and GC can find a half-made one after a crash;
+//!    any other `ipam.type` is executed from `CNI_PATH`;
+//! 3. ensure the bridge and its gateways, then one netlink message creates the veth pair with
+//!    its peer inside the sandbox; a socket inside the sandbox sets addresses and routes;
+//! 4. the endpoint is marked created with its result. Any failure after step 2 undoes what was
+//!    done, newest first ([`Rollback`]).
+//!
+//! DEL = leave + delete, in the reverse order, treating "already gone" as done; it needs neither
+//! the netns nor `prevResult`. After the last endpoint of a network leaves, a bridge that cnm
+//! created is deleted.
 
-use serde::Deserialize;
+use std::cell::RefCell;
+use std::path::PathBuf;
 
-use crate::cni::config::GcAttachment;
-use crate::cni::{Attach, Call, CniResult, Detach, Plugin};
-use crate::error::{Error, Result};
+use ipnet::IpNet;
+use serde_json::{json, Value};
 
-/// The reference `bridge` plugin's keys, accepted with the same meaning.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BridgeConfig {
-    /// Bridge device name (default `cni0`).
-    #[serde(default)]
-    pub bridge: Option<String>,
-    /// Give the bridge the gateway address.
-    #[serde(default)]
-    pub is_gateway: bool,
-    /// Make the gateway the container's default route.
-    #[serde(default)]
-    pub is_default_gateway: bool,
-    /// MTU of the veth pair.
-    #[serde(default)]
-    pub mtu: Option<u32>,
-}
+use crate::cni::config::{ConfigError, GcAttachment, NetConf};
+use crate::cni::env::{IfName, Target};
+use crate::cni::result::{Dns, Interface, IpConfig, Route};
+use crate::cni::{Attach, Call, CniResult, Detach, Plugin, SpecVersion};
+use crate::driver::bridge::{self as driver, BridgeConfig, BridgeError, BridgeInfo, BridgePlan};
+use crate::error::Result;
+use crate::ipam::config::DEFAULT_DATA_DIR;
+use crate::ipam::{IpamPlan, RangeSetPlan};
+use crate::netlink::Handle;
+use crate::plugins::ipam::{ip_config, requested};
+use crate::rollback::Rollback;
+use crate::store::{EndpointKey, EndpointRecord, EndpointState, NetworkRecord, SqliteStore, Store};
 
 /// The `cnm-bridge` plugin.
 #[derive(Debug, Default)]
 pub struct BridgePlugin;
 
-fn not_yet(what: &'static str) -> Error {
-    Error::NotImplemented {
-        plugin: BridgePlugin::NAME,
-        what,
+type BridgeCall<'a> = Call<'a, BridgeConfig>;
+
+/// Where addresses come from.
+enum Ipam {
+    /// `cnm-ipam`, in this process and in the same store transaction as the endpoint.
+    Local(IpamPlan),
+    /// Any other IPAM plugin, executed from `CNI_PATH`.
+    Delegated(String),
+    /// No `ipam` section: a layer-2 only network.
+    None,
+}
+
+impl Ipam {
+    fn from_conf(conf: &NetConf<BridgeConfig>) -> Result<Self> {
+        Ok(match &conf.ipam {
+            None => Ipam::None,
+            Some(i) if i.plugin_type == "cnm-ipam" => Ipam::Local(IpamPlan::parse(&i.raw)?),
+            Some(i) => Ipam::Delegated(i.plugin_type.clone()),
+        })
     }
+
+    fn sets(&self) -> &[RangeSetPlan] {
+        match self {
+            Ipam::Local(p) => &p.sets,
+            _ => &[],
+        }
+    }
+}
+
+/// Everything an operation needs, validated before the first side effect.
+struct Prepared {
+    plan: BridgePlan,
+    ipam: Ipam,
+    store_dir: PathBuf,
+}
+
+fn prepare(call: &BridgeCall<'_>) -> Result<Prepared> {
+    let plan = BridgePlan::new(&call.conf)?;
+    let ipam = Ipam::from_conf(&call.conf)?;
+    let store_dir = match (&call.conf.plugin.data_dir, &ipam) {
+        (Some(dir), _) => dir.clone(),
+        (None, Ipam::Local(p)) => p.data_dir.clone(),
+        (None, _) => PathBuf::from(DEFAULT_DATA_DIR),
+    };
+    Ok(Prepared {
+        plan,
+        ipam,
+        store_dir,
+    })
+}
+
+fn key(call: &BridgeCall<'_>, target: &Target) -> EndpointKey {
+    EndpointKey {
+        network: call.conf.name.clone(),
+        container_id: target.container_id.clone(),
+        ifname: target.ifname.clone(),
+    }
+}
+
+fn container_mac(call: &BridgeCall<'_>) -> Result<[u8; 6]> {
+    match &call.conf.runtime_config.mac {
+        None => Ok(driver::random_mac()),
+        Some(s) => Ok(driver::parse_mac(s).ok_or_else(|| {
+            ConfigError::invalid(
+                "runtimeConfig.mac",
+                format!("{s:?} is not a unicast MAC address like 0a:58:0a:01:00:05"),
+            )
+        })?),
+    }
+}
+
+/// What ADD records about an endpoint, read back by CHECK, DEL and a repeated ADD.
+struct Recorded {
+    host_veth: String,
+    mac: [u8; 6],
+    result: CniResult,
+}
+
+impl Recorded {
+    fn to_json(&self) -> Value {
+        json!({
+            "hostVeth": self.host_veth,
+            "mac": driver::format_mac(self.mac),
+            "result": self.result.to_json(SpecVersion::LATEST),
+        })
+    }
+
+    fn from_record(rec: &EndpointRecord) -> Option<Self> {
+        let d = &rec.data;
+        Some(Recorded {
+            host_veth: d["hostVeth"].as_str()?.to_owned(),
+            mac: driver::parse_mac(d["mac"].as_str()?)?,
+            result: CniResult::from_json(SpecVersion::LATEST, d["result"].clone(), "stored result")
+                .ok()?,
+        })
+    }
+
+    /// The driver's view of the endpoint, for CHECK.
+    fn spec<'a>(&'a self, ifname: &'a IfName) -> driver::EndpointSpec<'a> {
+        driver::EndpointSpec {
+            host_veth: &self.host_veth,
+            ifname,
+            host_mac: [0; 6],
+            mac: self.mac,
+            ips: &self.result.ips,
+            routes: &self.result.routes,
+        }
+    }
+}
+
+/// The routes inside the container: the IPAM's, plus default routes via the gateways.
+fn container_routes(plan: &BridgePlan, ips: &[IpConfig], ipam_routes: Vec<Route>) -> Vec<Route> {
+    let mut routes = ipam_routes;
+    if plan.default_route {
+        for ip in ips {
+            let Some(gw) = ip.gateway else { continue };
+            let dst: IpNet = if gw.is_ipv4() {
+                "0.0.0.0/0".parse().expect("literal")
+            } else {
+                "::/0".parse().expect("literal")
+            };
+            if !routes.iter().any(|r| r.dst == dst) {
+                routes.push(Route::new(dst, Some(gw)));
+            }
+        }
+    }
+    routes
+}
+
+/// The bridge's gateway addresses: each gateway with its address's prefix.
+fn gateways(plan: &BridgePlan, ips: &[IpConfig]) -> Vec<IpNet> {
+    if !plan.is_gateway {
+        return Vec::new();
+    }
+    ips.iter()
+        .filter_map(|ip| IpNet::new(ip.gateway?, ip.address.prefix_len()).ok())
+        .collect()
+}
+
+/// After the last endpoint of a network left: remove a bridge that cnm made for it.
+fn teardown_if_unused(
+    store: &SqliteStore,
+    host: &mut Handle,
+    call: &BridgeCall<'_>,
+    plan: &BridgePlan,
+) -> Result<()> {
+    if store.endpoints(Some(&call.conf.name))?.is_empty() {
+        driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
+    }
+    Ok(())
 }
 
 impl Plugin for BridgePlugin {
@@ -40,19 +194,235 @@ impl Plugin for BridgePlugin {
     const NAME: &'static str = "cnm-bridge";
     const KNOWN_ARGS: &'static [&'static str] = &["IP"];
 
-    fn add(&self, _: &Call<'_, BridgeConfig>, _: &Attach<'_>) -> Result<CniResult> {
-        Err(not_yet("ADD"))
+    fn add(&self, call: &BridgeCall<'_>, at: &Attach<'_>) -> Result<CniResult> {
+        let p = prepare(call)?;
+        let requested = requested(call)?;
+        let mac = container_mac(call)?;
+        let key = key(call, at.target);
+        let host_veth = driver::host_veth_name(&key);
+        let network = NetworkRecord {
+            name: call.conf.name.clone(),
+            driver: Self::NAME.into(),
+            subnets: match &p.ipam {
+                Ipam::Local(plan) => plan.subnets(),
+                _ => Vec::new(),
+            },
+            config: json!({"bridge": p.plan.bridge.as_str()}),
+        };
+        let store = RefCell::new(SqliteStore::open(&p.store_dir)?);
+        let host = RefCell::new(Handle::new().map_err(BridgeError::from)?);
+        let reservation =
+            store
+                .borrow_mut()
+                .reserve_endpoint(&network, &key, p.ipam.sets(), &requested)?;
+        if reservation.existing {
+            let rec = store.borrow().endpoint(&key)?;
+            if let Some(done) = rec.as_ref().filter(|r| r.state == EndpointState::Created) {
+                if let Some(recorded) = Recorded::from_record(done) {
+                    // A repeated ADD: the attachment exists; answer as the first ADD did.
+                    return Ok(recorded.result);
+                }
+            }
+            // An earlier ADD died half-way: remove what it left, then make it again.
+            driver::detach(&mut host.borrow_mut(), &host_veth)?;
+        }
+        let delegation = call.delegation(Some(at.target), Some(at.netns.path()));
+        let mut undo = Rollback::new();
+        undo.push("release the reservation", || {
+            store
+                .borrow_mut()
+                .release_endpoint(&key)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
+
+        let (ips, ipam_routes, dns) = match &p.ipam {
+            Ipam::Local(plan) => {
+                let ips = reservation
+                    .addresses
+                    .iter()
+                    .map(|a| ip_config(plan, &key, a))
+                    .collect::<Result<Vec<_>>>()?;
+                (ips, plan.routes.clone(), plan.dns.clone())
+            }
+            Ipam::Delegated(plugin) => {
+                let r = delegation.add(plugin, call.stdin)?;
+                undo.push("release the delegated IPAM's addresses", move || {
+                    delegation
+                        .del(plugin, call.stdin)
+                        .map_err(|e| e.to_string())
+                });
+                (r.ips, r.routes, r.dns)
+            }
+            Ipam::None => (Vec::new(), Vec::new(), Dns::default()),
+        };
+        let routes = container_routes(&p.plan, &ips, ipam_routes);
+
+        let bridge: BridgeInfo = driver::ensure_bridge(
+            &mut host.borrow_mut(),
+            &p.plan,
+            &call.conf.name,
+            &gateways(&p.plan, &ips),
+        )?;
+        if p.plan.is_gateway {
+            let v4 = ips.iter().any(|ip| ip.address.addr().is_ipv4());
+            driver::enable_forwarding(v4, ips.iter().any(|ip| ip.address.addr().is_ipv6()))?;
+        }
+        undo.push("delete the veth pair", || {
+            driver::detach(&mut host.borrow_mut(), &host_veth).map_err(|e| e.to_string())
+        });
+        let host_mac = driver::random_mac();
+        let spec = driver::EndpointSpec {
+            host_veth: &host_veth,
+            ifname: &at.target.ifname,
+            host_mac,
+            mac,
+            ips: &ips,
+            routes: &routes,
+        };
+        driver::attach(&mut host.borrow_mut(), &bridge, &p.plan, &spec, at.netns)?;
+
+        let mac_str = |m: Option<[u8; 6]>| m.map(driver::format_mac);
+        let result = CniResult {
+            interfaces: vec![
+                Interface {
+                    name: bridge.name.clone(),
+                    mac: mac_str(bridge.mac),
+                    ..Interface::default()
+                },
+                Interface {
+                    name: host_veth.clone(),
+                    mac: mac_str(Some(host_mac)),
+                    mtu: p.plan.mtu,
+                    ..Interface::default()
+                },
+                Interface {
+                    name: at.target.ifname.to_string(),
+                    mac: mac_str(Some(mac)),
+                    mtu: p.plan.mtu,
+                    sandbox: Some(at.netns.path().display().to_string()),
+                    ..Interface::default()
+                },
+            ],
+            ips: ips
+                .into_iter()
+                .map(|ip| IpConfig {
+                    interface: Some(2),
+                    ..ip
+                })
+                .collect(),
+            routes,
+            dns,
+        };
+        let recorded = Recorded {
+            host_veth: host_veth.clone(),
+            mac,
+            result,
+        };
+        store
+            .borrow_mut()
+            .commit_endpoint(&key, &recorded.to_json())?;
+        undo.commit();
+        Ok(recorded.result)
     }
-    fn check(&self, _: &Call<'_, BridgeConfig>, _: &Attach<'_>) -> Result<()> {
-        Err(not_yet("CHECK"))
+
+    fn check(&self, call: &BridgeCall<'_>, at: &Attach<'_>) -> Result<()> {
+        let p = prepare(call)?;
+        let key = key(call, at.target);
+        let store = SqliteStore::open(&p.store_dir)?;
+        let missing = || {
+            BridgeError::Check(format!("no endpoint of container {} on network {} ({}): ADD did not finish or DEL removed it", at.target.container_id, call.conf.name, at.target.ifname))
+        };
+        let rec = store.endpoint(&key)?.ok_or_else(missing)?;
+        let recorded = Recorded::from_record(&rec)
+            .filter(|_| rec.state == EndpointState::Created)
+            .ok_or_else(missing)?;
+        if let Some(prev) = &call.conf.prev_result {
+            for ip in &recorded.result.ips {
+                if !prev.ips.iter().any(|p| p.address == ip.address) {
+                    let why = format!(
+                        "address {} of this endpoint is not in prevResult",
+                        ip.address
+                    );
+                    return Err(BridgeError::Check(why).into());
+                }
+            }
+        }
+        let mut host = Handle::new().map_err(BridgeError::from)?;
+        let link = host
+            .link_by_name(p.plan.bridge.as_str())
+            .map_err(BridgeError::from)?
+            .ok_or_else(|| BridgeError::Check(format!("bridge {} is gone", p.plan.bridge)))?;
+        let bridge = BridgeInfo {
+            index: link.index,
+            name: link.name,
+            mac: link.mac,
+        };
+        let spec = recorded.spec(&at.target.ifname);
+        driver::verify(&mut host, &bridge, &spec, at.netns)?;
+        if let Ipam::Delegated(plugin) = &p.ipam {
+            call.delegation(Some(at.target), Some(at.netns.path()))
+                .check(plugin, call.stdin)?;
+        }
+        Ok(())
     }
-    fn del(&self, _: &Call<'_, BridgeConfig>, _: &Detach<'_>) -> Result<()> {
-        Err(not_yet("DEL"))
+
+    fn del(&self, call: &BridgeCall<'_>, at: &Detach<'_>) -> Result<()> {
+        let p = prepare(call)?;
+        let key = key(call, at.target);
+        let mut store = SqliteStore::open(&p.store_dir)?;
+        let host_veth = store
+            .endpoint(&key)?
+            .as_ref()
+            .and_then(Recorded::from_record)
+            .map(|r| r.host_veth)
+            .unwrap_or_else(|| driver::host_veth_name(&key));
+        let mut host = Handle::new().map_err(BridgeError::from)?;
+        // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
+        driver::detach(&mut host, &host_veth)?;
+        if let Ipam::Delegated(plugin) = &p.ipam {
+            call.delegation(Some(at.target), at.netns_path)
+                .del(plugin, call.stdin)?;
+        }
+        store.release_endpoint(&key)?;
+        teardown_if_unused(&store, &mut host, call, &p.plan)
     }
-    fn status(&self, _: &Call<'_, BridgeConfig>) -> Result<()> {
-        Err(not_yet("STATUS"))
+
+    fn status(&self, call: &BridgeCall<'_>) -> Result<()> {
+        let p = prepare(call)?;
+        SqliteStore::open(&p.store_dir)
+            .and_then(|mut s| s.check_writable())
+            .map_err(crate::plugins::ipam::IpamPluginError::Unavailable)?;
+        Handle::new().map_err(BridgeError::from)?;
+        if let Ipam::Delegated(plugin) = &p.ipam {
+            call.delegation(None, None).status(plugin, call.stdin)?;
+        }
+        Ok(())
     }
-    fn gc(&self, _: &Call<'_, BridgeConfig>, _: &[GcAttachment]) -> Result<()> {
-        Err(not_yet("GC"))
+
+    fn gc(&self, call: &BridgeCall<'_>, valid: &[GcAttachment]) -> Result<()> {
+        let p = prepare(call)?;
+        let keep = GcAttachment::keys(valid);
+        let mut store = SqliteStore::open(&p.store_dir)?;
+        let mut host = Handle::new().map_err(BridgeError::from)?;
+        for rec in store.endpoints(Some(&call.conf.name))? {
+            let k = &rec.key;
+            if keep
+                .iter()
+                .any(|(c, i)| *c == k.container_id && *i == k.ifname)
+            {
+                continue;
+            }
+            // Kernel objects first, then the record: a failure leaves the record for a retry.
+            let veth = Recorded::from_record(&rec)
+                .map(|r| r.host_veth)
+                .unwrap_or_else(|| driver::host_veth_name(k));
+            driver::detach(&mut host, &veth)?;
+            store.release_endpoint(k)?;
+        }
+        if let Ipam::Delegated(plugin) = &p.ipam {
+            call.delegation(None, None).gc(plugin, call.stdin)?;
+        }
+        teardown_if_unused(&store, &mut host, call, &p.plan)
     }
 }

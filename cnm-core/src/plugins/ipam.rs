@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cni::config::{GcAttachment, RequestedIp};
-use crate::cni::env::{ContainerId, IfName, Target};
+use crate::cni::env::Target;
 use crate::cni::result::IpConfig;
 use crate::cni::{Attach, Call, CniResult, Detach, Plugin};
 use crate::error::Result;
@@ -64,7 +64,7 @@ fn key(call: &IpamCall<'_>, target: &Target) -> EndpointKey {
 }
 
 /// The `ips` capability followed by `CNI_ARGS` `IP=a,b`.
-fn requested(call: &IpamCall<'_>) -> Result<Vec<RequestedIp>> {
+pub(crate) fn requested<C>(call: &Call<'_, C>) -> Result<Vec<RequestedIp>> {
     let mut out = call.conf.runtime_config.ips.clone();
     if let Some(value) = call.env.args.get("IP") {
         for part in value.split(',').filter(|p| !p.is_empty()) {
@@ -79,7 +79,11 @@ fn requested(call: &IpamCall<'_>) -> Result<Vec<RequestedIp>> {
 }
 
 /// The result entry of a reserved address: its subnet's prefix and its range's gateway.
-fn ip_config(plan: &IpamPlan, key: &EndpointKey, a: &ReservedAddress) -> Result<IpConfig> {
+pub(crate) fn ip_config(
+    plan: &IpamPlan,
+    key: &EndpointKey,
+    a: &ReservedAddress,
+) -> Result<IpConfig> {
     let range = plan
         .sets
         .get(a.set_index)
@@ -198,16 +202,7 @@ impl Plugin for IpamPlugin {
 
     fn gc(&self, call: &IpamCall<'_>, valid: &[GcAttachment]) -> Result<()> {
         let plan = plan(call)?;
-        // An attachment with an invalid ID or name cannot match a stored endpoint.
-        let keep: Vec<(ContainerId, IfName)> = valid
-            .iter()
-            .filter_map(|a| {
-                Some((
-                    ContainerId::new(&a.container_id).ok()?,
-                    IfName::new(&a.ifname).ok()?,
-                ))
-            })
-            .collect();
+        let keep = GcAttachment::keys(valid);
         let mut store = SqliteStore::open(&plan.data_dir)?;
         store.gc(&call.conf.name, &keep)?;
         Ok(())

@@ -48,6 +48,10 @@ pub struct BridgeConfig {
     /// Drop traffic between this and other cnm networks (default on).
     #[serde(default)]
     pub isolation: Option<bool>,
+    /// Directory of cnm's store for this network (default: `ipam.dataDir`, then
+    /// `/var/lib/cni/cnm`).
+    #[serde(default)]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Reference keys not implemented yet: refused when set.
     #[serde(default)]
     pub vlan: Option<Value>,

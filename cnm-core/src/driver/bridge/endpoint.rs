@@ -1,0 +1,181 @@
+//! The endpoint side of the bridge driver: one veth pair per endpoint, the host end on the
+//! bridge, the other end created directly inside the sandbox under the container's name.
+//!
+//! Host side (one netlink message): create `cnmXXXXXXXXXXXX` with its peer already in the
+//! sandbox, attached to the bridge, up, both MACs chosen by cnm (so no lookup is needed to
+//! report them). Sandbox side (a socket opened inside it): find the peer, up, addresses
+//! (IPv6 without DAD, usable at once), routes.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::network::BridgeInfo;
+use super::plan::{BridgePlan, Reach};
+use super::BridgeError;
+use crate::cni::env::IfName;
+use crate::cni::result::{IpConfig, Route};
+use crate::netlink::{AddrSpec, Handle, IpFamily, NetlinkError, RouteSpec, VethSpec};
+use crate::netns::Netns;
+
+/// One endpoint to attach.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec<'a> {
+    /// Host end's name (derived from the endpoint key).
+    pub host_veth: &'a str,
+    /// Name inside the sandbox (`CNI_IFNAME`).
+    pub ifname: &'a IfName,
+    /// Host end's MAC.
+    pub host_mac: [u8; 6],
+    /// Sandbox end's MAC.
+    pub mac: [u8; 6],
+    /// Addresses with their gateways.
+    pub ips: &'a [IpConfig],
+    /// Routes inside the sandbox; a route without `gw` goes via its family's gateway.
+    pub routes: &'a [Route],
+}
+
+/// Creates the veth pair and configures the sandbox end. On error the caller's rollback deletes
+/// the host end (which deletes both ends).
+pub fn attach(
+    host: &mut Handle,
+    bridge: &BridgeInfo,
+    plan: &BridgePlan,
+    spec: &EndpointSpec<'_>,
+    sandbox: &Netns,
+) -> Result<(), BridgeError> {
+    host.create_veth(&VethSpec {
+        name: spec.host_veth,
+        peer_name: spec.ifname.as_str(),
+        peer_netns: Some(sandbox),
+        mtu: plan.mtu,
+        mac: Some(spec.host_mac),
+        peer_mac: Some(spec.mac),
+        master: Some(bridge.index),
+        up: true,
+    })?;
+    if plan.hairpin || plan.reach == Reach::NoIcc {
+        let index = host
+            .link_by_name(spec.host_veth)?
+            .ok_or_else(|| BridgeError::Vanished {
+                name: spec.host_veth.to_owned(),
+            })?
+            .index;
+        if plan.hairpin {
+            host.set_hairpin(index, true)?;
+        }
+        if plan.reach == Reach::NoIcc {
+            host.set_isolated(index, true)?;
+        }
+    }
+    let mut inside = Handle::new_in(sandbox)?;
+    let index = inside
+        .link_by_name(spec.ifname.as_str())?
+        .ok_or_else(|| BridgeError::Vanished {
+            name: spec.ifname.to_string(),
+        })?
+        .index;
+    inside.set_up(index)?;
+    for ip in spec.ips {
+        let addr = AddrSpec {
+            net: ip.address,
+            nodad: ip.address.addr().is_ipv6(),
+        };
+        inside.add_address(index, addr)?;
+    }
+    for route in spec.routes {
+        let gw = route.gw.or_else(|| gateway_for(spec.ips, route.dst));
+        inside.add_route(&RouteSpec {
+            gw,
+            oif: Some(index),
+            metric: route.priority,
+            mtu: route.mtu,
+            table: route.table,
+            ..RouteSpec::new(route.dst)
+        })?;
+    }
+    Ok(())
+}
+
+/// The gateway of the address of `dst`'s family, if any.
+pub fn gateway_for(ips: &[IpConfig], dst: IpNet) -> Option<IpAddr> {
+    ips.iter()
+        .filter(|ip| ip.address.addr().is_ipv4() == dst.addr().is_ipv4())
+        .find_map(|ip| ip.gateway)
+}
+
+/// Deletes the host end (and with it the sandbox end); already gone is success.
+pub fn detach(host: &mut Handle, host_veth: &str) -> Result<(), BridgeError> {
+    match host.delete_link_by_name(host_veth) {
+        Ok(()) | Err(NetlinkError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// CHECK: the sandbox end exists, is up, holds its addresses and routes; the host end is on the
+/// bridge. The first difference is the error, said as a person would look for it.
+pub fn verify(
+    host: &mut Handle,
+    bridge: &BridgeInfo,
+    spec: &EndpointSpec<'_>,
+    sandbox: &Netns,
+) -> Result<(), BridgeError> {
+    let fail = |why: String| Err(BridgeError::Check(why));
+    match host.link_by_name(spec.host_veth)? {
+        None => return fail(format!("host interface {} is gone", spec.host_veth)),
+        Some(l) if l.master != Some(bridge.index) => {
+            return fail(format!(
+                "host interface {} is not attached to bridge {}",
+                spec.host_veth, bridge.name
+            ))
+        }
+        Some(_) => {}
+    }
+    let mut inside = Handle::new_in(sandbox)?;
+    let Some(link) = inside.link_by_name(spec.ifname.as_str())? else {
+        return fail(format!(
+            "interface {} is gone from the container",
+            spec.ifname
+        ));
+    };
+    if !link.up {
+        return fail(format!(
+            "interface {} in the container is down",
+            spec.ifname
+        ));
+    }
+    if link.mac != Some(spec.mac) {
+        return fail(format!(
+            "interface {} in the container has another MAC address than ADD gave it",
+            spec.ifname
+        ));
+    }
+    let addrs = inside.addresses(Some(link.index))?;
+    for ip in spec.ips {
+        if !addrs.iter().any(|a| a.net == ip.address) {
+            return fail(format!(
+                "address {} is missing from {} in the container",
+                ip.address, spec.ifname
+            ));
+        }
+    }
+    for route in spec.routes {
+        let family = if route.dst.addr().is_ipv4() {
+            IpFamily::V4
+        } else {
+            IpFamily::V6
+        };
+        let gw = route.gw.or_else(|| gateway_for(spec.ips, route.dst));
+        let present = inside.routes(family)?.iter().any(|r| {
+            r.dst == route.dst && r.oif == Some(link.index) && (gw.is_none() || r.gw == gw)
+        });
+        if !present {
+            let via = gw.map(|g| format!(" via {g}")).unwrap_or_default();
+            return fail(format!(
+                "route {}{via} is missing from the container",
+                route.dst
+            ));
+        }
+    }
+    Ok(())
+}
