@@ -6,6 +6,7 @@ use crate::cni::config::ConfigError;
 use crate::cni::delegate::DelegateError;
 use crate::cni::env::EnvError;
 use crate::cni::error::{CniError, ErrorCode};
+use crate::firewall::FirewallError;
 use crate::netns::NetnsError;
 
 /// Any failure of a cnm operation.
@@ -23,6 +24,9 @@ pub enum Error {
     /// Another plugin this one delegated to.
     #[error(transparent)]
     Delegate(#[from] DelegateError),
+    /// cnm's nftables table.
+    #[error("firewall: {0}")]
+    Firewall(#[from] FirewallError),
     /// This plugin does not do that (yet).
     #[error("{plugin}: {what} is not implemented")]
     NotImplemented {
@@ -61,6 +65,20 @@ impl Error {
                 NetnsError::Panicked { .. } => ErrorCode::Internal,
             },
             Error::Delegate(e) => e.code(),
+            Error::Firewall(e) => match e {
+                FirewallError::Exists { .. }
+                | FirewallError::NotFound { .. }
+                | FirewallError::Kernel { .. }
+                | FirewallError::Io { .. } => ErrorCode::Io,
+                FirewallError::Netns(NetnsError::Panicked { .. }) => ErrorCode::Internal,
+                FirewallError::Netns(
+                    NetnsError::NotFound { .. }
+                    | NetnsError::NotNetns { .. }
+                    | NetnsError::Io { .. },
+                ) => ErrorCode::Io,
+                // A bridge name comes from the network configuration.
+                FirewallError::InvalidName { .. } => ErrorCode::InvalidConfig,
+            },
             Error::NotImplemented { .. } => ErrorCode::NotImplemented,
         }
     }

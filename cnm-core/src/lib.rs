@@ -3,6 +3,7 @@
 
 pub mod cni;
 pub mod error;
+pub mod firewall;
 pub mod netns;
 pub mod plugins;
 
