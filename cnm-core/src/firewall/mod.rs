@@ -157,10 +157,27 @@ impl NetworkRules<'_> {
 impl Nft {
     /// Creates cnm's table with its sets, chains and rules unless it exists; safe to race.
     pub fn ensure_table(&mut self) -> Result<()> {
+        // Look first: a batch the kernel rejects costs an RCU grace period (~16 ms here) to
+        // free what it had built, a get costs ~20 µs. Only racing creators pay the abort.
+        if self.table_exists()? {
+            return Ok(());
+        }
         match self.commit(&table::create_table_batch()) {
             // Only the table message has NLM_F_EXCL, so EEXIST means the table was there and
             // the whole batch (its rules too) was discarded.
             Ok(()) | Err(FirewallError::Exists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether cnm's table exists (it may have been made by another process).
+    pub fn table_exists(&mut self) -> Result<bool> {
+        let mut a = Attrs::default();
+        a.str(1, TABLE); // NFTA_TABLE_NAME
+        let what = format!("get table inet {TABLE}");
+        match self.request(MsgType::GetTable, FAMILY_INET, false, &what, &a) {
+            Ok(_) => Ok(true),
+            Err(FirewallError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -228,7 +245,7 @@ impl Nft {
         let mut a = Attrs::default();
         a.str(1, TABLE).str(2, set.name()); // NFTA_SET_ELEM_LIST_TABLE, _SET
         let what = format!("list set inet {TABLE} {}", set.name());
-        let replies = self.dump(MsgType::GetSetElem, FAMILY_INET, &what, &a)?;
+        let replies = self.request(MsgType::GetSetElem, FAMILY_INET, true, &what, &a)?;
         let mut keys = Vec::new();
         for r in &replies {
             table::parse_elements(r, &mut keys);

@@ -32,6 +32,7 @@ const RECV_BUF: usize = 64 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum MsgType {
     NewTable = 0,
+    GetTable = 1,
     NewChain = 3,
     NewRule = 6,
     NewSet = 9,
@@ -362,17 +363,25 @@ impl Nft {
         Ok(())
     }
 
-    /// Sends one dump request and returns the attribute bytes of every reply message.
-    pub(super) fn dump(
+    /// Sends one request outside any batch (a dump, or a get of one object) and returns the
+    /// attribute bytes of every reply message. It ends at `NLMSG_DONE` (dumps) or at the ack
+    /// that `NLM_F_ACK` asks for (gets).
+    pub(super) fn request(
         &mut self,
         ty: MsgType,
         family: u8,
+        dump: bool,
         what: &str,
         attrs: &Attrs,
     ) -> Result<Vec<Vec<u8>>, FirewallError> {
         let seq = self.next_seq();
         let mut buf = Vec::with_capacity(64 + attrs.as_bytes().len());
-        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+        let kind = if dump {
+            libc::NLM_F_DUMP
+        } else {
+            libc::NLM_F_ACK
+        };
+        let flags = (libc::NLM_F_REQUEST | kind) as u16;
         let at = put_header(&mut buf, nft_type(ty), flags, seq, family, 0);
         buf.extend_from_slice(attrs.as_bytes());
         finish(&mut buf, at);
@@ -391,7 +400,7 @@ impl Nft {
                 match i32::from(reply.ty) {
                     libc::NLMSG_DONE => return Ok(out),
                     libc::NLMSG_ERROR => match error_code(reply.payload) {
-                        Some(0) => {}
+                        Some(0) => return Ok(out),
                         errno => {
                             return Err(FirewallError::from_errno(
                                 what.to_owned(),
