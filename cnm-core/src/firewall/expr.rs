@@ -5,7 +5,7 @@
 //! expression acts (`masq`, or `immediate` writing a verdict). Attribute numbers are those of
 //! linux/netfilter/nf_tables.h.
 
-use super::netlink::Attrs;
+use super::attrs::Attrs;
 
 // enum nft_registers: the verdict register, then 4-byte registers from NFT_REG32_00. A 16-byte
 // value (an interface name, an IPv6 address) fills four consecutive ones.
@@ -183,7 +183,7 @@ pub(super) fn encode_exprs(exprs: &[Expr<'_>], a: &mut Attrs) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::netlink::parse_attrs;
+    use super::super::attrs::parse_attrs;
     use super::*;
 
     /// An expression as (name, its data attributes).

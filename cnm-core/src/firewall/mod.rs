@@ -27,7 +27,14 @@
 //! Rules never change once the table exists: networks come and go as set elements, so adding or
 //! removing a network is one small batch whose cost does not grow with the number of networks.
 //! Every change is one atomic batch (all or nothing).
+//!
+//! Measured here (kernel 6.18, medians, `tests/measure.rs`): `add_network` and `remove_network`
+//! 25–50 µs (about 60 µs with 1000 other networks in the sets); `ensure_table` 6 µs when the table
+//! exists, 0.3 ms to create it. Deleting elements or the table does not wait for an RCU grace
+//! period; a batch the kernel *refuses* does (~16 ms while it frees what it had built), which is
+//! why `ensure_table` looks before it builds.
 
+mod attrs;
 mod expr;
 mod netlink;
 mod table;
@@ -41,7 +48,8 @@ use ipnet::IpNet;
 use nix::errno::Errno;
 
 use crate::netns::NetnsError;
-use netlink::{Attrs, Batch, MsgType};
+use attrs::Attrs;
+use netlink::{Batch, MsgType};
 use table::{FAMILY_INET, TABLE};
 
 pub use netlink::Nft;

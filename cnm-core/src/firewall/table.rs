@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
+use super::attrs::{parse_attrs, Attrs};
 use super::expr::{self, Base, CmpOp, Expr, MetaKey, Verdict, REG32_00, REG32_04};
-use super::netlink::{parse_attrs, Attrs, Batch, MsgType};
+use super::netlink::{Batch, MsgType};
 use super::{Element, FirewallError, Set};
 
 /// The table's name; its family is `inet` (IPv4 and IPv6).
