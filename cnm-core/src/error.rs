@@ -9,6 +9,7 @@ use crate::cni::error::{CniError, ErrorCode};
 use crate::driver::bridge::BridgeError;
 use crate::ipam::{AllocError, IpamConfigError};
 use crate::netlink::NetlinkError;
+use crate::firewall::FirewallError;
 use crate::netns::NetnsError;
 use crate::plugins::ipam::IpamPluginError;
 use crate::store::StoreError;
@@ -40,6 +41,9 @@ pub enum Error {
     /// The bridge driver.
     #[error(transparent)]
     Bridge(#[from] BridgeError),
+    /// cnm's nftables table.
+    #[error("firewall: {0}")]
+    Firewall(#[from] FirewallError),
     /// This plugin does not do that (yet).
     #[error("{plugin}: {what} is not implemented")]
     NotImplemented {
@@ -137,6 +141,20 @@ impl Error {
                     ErrorCode::CheckFailed
                 }
                 IpamPluginError::Unavailable(_) => ErrorCode::NotAvailable,
+            },
+            Error::Firewall(e) => match e {
+                FirewallError::Exists { .. }
+                | FirewallError::NotFound { .. }
+                | FirewallError::Kernel { .. }
+                | FirewallError::Io { .. } => ErrorCode::Io,
+                FirewallError::Netns(NetnsError::Panicked { .. }) => ErrorCode::Internal,
+                FirewallError::Netns(
+                    NetnsError::NotFound { .. }
+                    | NetnsError::NotNetns { .. }
+                    | NetnsError::Io { .. },
+                ) => ErrorCode::Io,
+                // A bridge name comes from the network configuration.
+                FirewallError::InvalidName { .. } => ErrorCode::InvalidConfig,
             },
             Error::NotImplemented { .. } => ErrorCode::NotImplemented,
         }

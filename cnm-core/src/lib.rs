@@ -5,6 +5,7 @@ pub mod cni;
 pub mod driver;
 pub mod error;
 pub mod ipam;
+pub mod firewall;
 pub mod netlink;
 pub mod netns;
 pub mod plugins;
