@@ -4,8 +4,8 @@
 pub mod cni;
 pub mod driver;
 pub mod error;
-pub mod ipam;
 pub mod firewall;
+pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod plugins;

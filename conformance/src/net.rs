@@ -102,3 +102,43 @@ fn expect_line(s: &mut TcpStream, want: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// An "outside" host: a namespace on its own veth to `host`, `host_addr/24` on the host end,
+/// `client_addr/24` inside with a default route back via `host_addr`. Removed on drop.
+pub fn outside(
+    host: &crate::Host,
+    host_addr: std::net::Ipv4Addr,
+    client_addr: std::net::Ipv4Addr,
+) -> io::Result<crate::Container> {
+    let client = crate::Container::new("ext").map_err(io::Error::other)?;
+    let host_end = crate::unique_ifname("cx");
+    let client_ns = client
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::other("container netns path has no name"))?
+        .to_owned();
+    let h = host.netns();
+    ip(
+        h,
+        &[
+            "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &client_ns,
+        ],
+    )?;
+    ip(
+        h,
+        &["addr", "add", &format!("{host_addr}/24"), "dev", &host_end],
+    )?;
+    ip(h, &["link", "set", &host_end, "up"])?;
+    let cn = client.netns();
+    ip(
+        cn,
+        &["addr", "add", &format!("{client_addr}/24"), "dev", "eth0"],
+    )?;
+    ip(cn, &["link", "set", "eth0", "up"])?;
+    ip(
+        cn,
+        &["route", "add", "default", "via", &host_addr.to_string()],
+    )?;
+    Ok(client)
+}

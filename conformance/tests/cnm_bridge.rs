@@ -327,3 +327,104 @@ fn bad_config_gets_code_7_and_creates_nothing() {
         assert_eq!(s.stored_endpoints(), 0, "{what}: reservation made");
     }
 }
+
+/// cnm's nftables table in the host namespace, as `nft list` prints it.
+fn ruleset(s: &Setup) -> String {
+    let out = conformance::exec::command_in(s.host.netns(), "nft")
+        .unwrap()
+        .args(["list", "table", "inet", "cnm"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn masquerade_to_the_outside_isolation_internal_and_a_clean_ruleset() {
+    let Some(s) = Setup::new("masquerade_to_the_outside_isolation_internal_and_a_clean_ruleset")
+    else {
+        return;
+    };
+    let (host_out, client) = ([198, 18, 0, 1].into(), [198, 18, 0, 2].into());
+    let outside = conformance::net::outside(&s.host, host_out, client).unwrap();
+    let list = s.list("1.0.0", s.cnm_ipam("10.92.0.0/24"), json!({}));
+    let c = Container::new("m").unwrap();
+    let r = s
+        .runtime
+        .add_network_list(&list, &c.runtime_conf("eth0"))
+        .unwrap();
+    let listen = SocketAddr::from(([0, 0, 0, 0], 9000));
+    let seen = tcp_roundtrip(outside.netns(), listen, c.netns(), (client, 9000).into()).unwrap();
+    assert_eq!(
+        seen.ip(),
+        IpAddr::V4(host_out),
+        "masqueraded as the host's address"
+    );
+    let rules = ruleset(&s);
+    assert!(
+        rules.contains("10.92.0.0/24") && rules.contains(&s.bridge),
+        "{rules}"
+    );
+
+    // A second, internal network: no default route, no masquerade, nothing forwarded out; and
+    // isolated from the first network.
+    let internal_bridge = conformance::unique_ifname("ci");
+    let internal = conformance::NetworkConfigList::from_value(&json!({
+        "cniVersion": "1.0.0", "name": "inside", "plugins": [{
+            "type": "cnm-bridge", "bridge": internal_bridge, "isGateway": true,
+            "isDefaultGateway": true, "ipMasq": true, "internal": true,
+            "dataDir": s.store_dir(), "ipam": s.cnm_ipam("10.91.0.0/24")}]
+    }))
+    .unwrap();
+    let ci = Container::new("i").unwrap();
+    let ri = s
+        .runtime
+        .add_network_list(&internal, &ci.runtime_conf("eth0"))
+        .unwrap();
+    let routes = ip(ci.netns(), &["-4", "route", "show", "default"]).unwrap();
+    assert_eq!(
+        routes.trim(),
+        "",
+        "an internal network has no default route"
+    );
+    assert!(
+        ping(ci.netns(), "10.91.0.1".parse().unwrap()),
+        "its gateway is reachable"
+    );
+    ip(ci.netns(), &["route", "add", "default", "via", "10.91.0.1"]).unwrap();
+    assert!(
+        !ping(ci.netns(), IpAddr::V4(client)),
+        "internal: not forwarded out"
+    );
+    assert!(
+        !ping(ci.netns(), addr_of(&r, true)),
+        "isolated from the other network"
+    );
+    assert!(
+        !ping(c.netns(), addr_of(&ri, true)),
+        "isolated the other way too"
+    );
+
+    s.runtime
+        .del_network_list(&internal, &ci.runtime_conf("eth0"))
+        .unwrap();
+    s.runtime
+        .del_network_list(&list, &c.runtime_conf("eth0"))
+        .unwrap();
+    let rules = ruleset(&s);
+    for gone in [
+        "10.92.0.0",
+        "10.91.0.0",
+        s.bridge.as_str(),
+        internal_bridge.as_str(),
+    ] {
+        assert!(
+            !rules.contains(gone),
+            "{gone} left in the ruleset:\n{rules}"
+        );
+    }
+    let links = s.host_links();
+    assert!(
+        links.iter().all(|l| l.starts_with("cx")),
+        "only the outside link is left: {links:?}"
+    );
+}

@@ -165,37 +165,8 @@ fn check_port_mapping(host: &Host, c: &Container, c_addr: Ipv4Addr) {
     let peer = tcp_roundtrip(c.netns(), listen, host.netns(), (GATEWAY, 8080).into()).unwrap();
     assert!(peer.ip() != IpAddr::V4(c_addr));
 
-    let client = Container::new("ext").unwrap();
-    let host_end = conformance::unique_ifname("cx");
-    let client_ns = client.path().file_name().unwrap().to_str().unwrap();
-    let h = host.netns();
-    ip(
-        h,
-        &[
-            "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", client_ns,
-        ],
-    )
-    .unwrap();
-    ip(
-        h,
-        &[
-            "addr",
-            "add",
-            &format!("{HOST_OUTSIDE}/24"),
-            "dev",
-            &host_end,
-        ],
-    )
-    .unwrap();
-    ip(h, &["link", "set", &host_end, "up"]).unwrap();
+    let client = conformance::net::outside(host, HOST_OUTSIDE, CLIENT).unwrap();
     let cn = client.netns();
-    ip(cn, &["addr", "add", &format!("{CLIENT}/24"), "dev", "eth0"]).unwrap();
-    ip(cn, &["link", "set", "eth0", "up"]).unwrap();
-    ip(
-        cn,
-        &["route", "add", "default", "via", &HOST_OUTSIDE.to_string()],
-    )
-    .unwrap();
     let peer = tcp_roundtrip(c.netns(), listen, cn, (HOST_OUTSIDE, 8080).into()).unwrap();
     assert_eq!(
         peer.ip(),

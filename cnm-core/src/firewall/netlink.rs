@@ -266,7 +266,7 @@ impl Nft {
                 }
                 // The earliest failure explains the batch best; `None` (the batch itself,
                 // e.g. EPERM) sorts before every message.
-                if errno != 0 && first_error.map_or(true, |(prev, _)| index < prev) {
+                if errno != 0 && first_error.is_none_or(|(prev, _)| index < prev) {
                     first_error = Some((index, errno));
                 }
             }

@@ -325,7 +325,7 @@ pub(super) fn decode_intervals(set: Set, mut keys: Vec<(u128, bool)>) -> Vec<Ele
         let count = (last - first).checked_add(1);
         let cidr = match count {
             None => Some(0), // the whole IPv6 space
-            Some(c) if c.is_power_of_two() && first % c == 0 => {
+            Some(c) if c.is_power_of_two() && first.is_multiple_of(c) => {
                 Some(bits - c.trailing_zeros() as u8)
             }
             Some(_) => None,

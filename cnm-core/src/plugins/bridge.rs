@@ -24,8 +24,11 @@ use crate::cni::config::{ConfigError, GcAttachment, NetConf};
 use crate::cni::env::{IfName, Target};
 use crate::cni::result::{Dns, Interface, IpConfig, Route};
 use crate::cni::{Attach, Call, CniResult, Detach, Plugin, SpecVersion};
-use crate::driver::bridge::{self as driver, BridgeConfig, BridgeError, BridgeInfo, BridgePlan};
+use crate::driver::bridge::{
+    self as driver, BridgeConfig, BridgeError, BridgeInfo, BridgePlan, Masquerade,
+};
 use crate::error::Result;
+use crate::firewall::{NetworkRules, Nft};
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::{IpamPlan, RangeSetPlan};
 use crate::netlink::Handle;
@@ -176,16 +179,40 @@ fn gateways(plan: &BridgePlan, ips: &[IpConfig]) -> Vec<IpNet> {
         .collect()
 }
 
-/// After the last endpoint of a network left: remove a bridge that cnm made for it.
+/// What cnm's nftables table holds for this network: masquerade of its subnets (unless
+/// internal or `ipMasq` is off), isolation from other cnm networks, the internal drop.
+fn firewall_rules<'a>(plan: &'a BridgePlan, ips: &[IpConfig]) -> NetworkRules<'a> {
+    let mut masq: Vec<IpNet> = Vec::new();
+    if plan.masquerade == Masquerade::On {
+        for ip in ips {
+            let net = ip.address.trunc();
+            if !masq.contains(&net) {
+                masq.push(net);
+            }
+        }
+    }
+    NetworkRules {
+        bridge: plan.bridge.as_str(),
+        masq,
+        internal: plan.internal,
+    }
+}
+
+/// After the last endpoint of a network left (`last` is what it had): remove the network's
+/// firewall elements and a bridge that cnm made for it.
 fn teardown_if_unused(
     store: &SqliteStore,
     host: &mut Handle,
     call: &BridgeCall<'_>,
     plan: &BridgePlan,
+    last: Option<&Recorded>,
 ) -> Result<()> {
-    if store.endpoints(Some(&call.conf.name))?.is_empty() {
-        driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
+    if !store.endpoints(Some(&call.conf.name))?.is_empty() {
+        return Ok(());
     }
+    let ips = last.map(|r| r.result.ips.as_slice()).unwrap_or_default();
+    Nft::new()?.remove_network(&firewall_rules(plan, ips))?;
+    driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
     Ok(())
 }
 
@@ -268,6 +295,10 @@ impl Plugin for BridgePlugin {
             let v4 = ips.iter().any(|ip| ip.address.addr().is_ipv4());
             driver::enable_forwarding(v4, ips.iter().any(|ip| ip.address.addr().is_ipv6()))?;
         }
+        let mut nft = Nft::new()?;
+        nft.ensure_table()?;
+        // Network-level elements, shared by its endpoints: adding them again is a no-op.
+        nft.add_network(&firewall_rules(&p.plan, &ips))?;
         undo.push("delete the veth pair", || {
             driver::detach(&mut host.borrow_mut(), &host_veth).map_err(|e| e.to_string())
         });
@@ -371,11 +402,13 @@ impl Plugin for BridgePlugin {
         let p = prepare(call)?;
         let key = key(call, at.target);
         let mut store = SqliteStore::open(&p.store_dir)?;
-        let host_veth = store
+        let recorded = store
             .endpoint(&key)?
             .as_ref()
-            .and_then(Recorded::from_record)
-            .map(|r| r.host_veth)
+            .and_then(Recorded::from_record);
+        let host_veth = recorded
+            .as_ref()
+            .map(|r| r.host_veth.clone())
             .unwrap_or_else(|| driver::host_veth_name(&key));
         let mut host = Handle::new().map_err(BridgeError::from)?;
         // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
@@ -385,7 +418,7 @@ impl Plugin for BridgePlugin {
                 .del(plugin, call.stdin)?;
         }
         store.release_endpoint(&key)?;
-        teardown_if_unused(&store, &mut host, call, &p.plan)
+        teardown_if_unused(&store, &mut host, call, &p.plan, recorded.as_ref())
     }
 
     fn status(&self, call: &BridgeCall<'_>) -> Result<()> {
@@ -405,6 +438,7 @@ impl Plugin for BridgePlugin {
         let keep = GcAttachment::keys(valid);
         let mut store = SqliteStore::open(&p.store_dir)?;
         let mut host = Handle::new().map_err(BridgeError::from)?;
+        let mut last = None;
         for rec in store.endpoints(Some(&call.conf.name))? {
             let k = &rec.key;
             if keep
@@ -414,15 +448,18 @@ impl Plugin for BridgePlugin {
                 continue;
             }
             // Kernel objects first, then the record: a failure leaves the record for a retry.
-            let veth = Recorded::from_record(&rec)
-                .map(|r| r.host_veth)
+            let recorded = Recorded::from_record(&rec);
+            let veth = recorded
+                .as_ref()
+                .map(|r| r.host_veth.clone())
                 .unwrap_or_else(|| driver::host_veth_name(k));
             driver::detach(&mut host, &veth)?;
             store.release_endpoint(k)?;
+            last = recorded.or(last);
         }
         if let Ipam::Delegated(plugin) = &p.ipam {
             call.delegation(None, None).gc(plugin, call.stdin)?;
         }
-        teardown_if_unused(&store, &mut host, call, &p.plan)
+        teardown_if_unused(&store, &mut host, call, &p.plan, last.as_ref())
     }
 }

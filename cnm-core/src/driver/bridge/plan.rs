@@ -157,6 +157,12 @@ impl BridgePlan {
                 "MAC spoof checking is not implemented by cnm-bridge yet",
             ));
         }
+        if c.isolation == Some(false) {
+            return Err(unsupported(
+                "isolation",
+                "turning isolation between cnm networks off is not implemented yet",
+            ));
+        }
         let internal = c.internal;
         let default_route = c.is_default_gateway && !internal;
         Ok(BridgePlan {
