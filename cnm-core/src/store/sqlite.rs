@@ -117,6 +117,19 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(sql("setting busy_timeout"))?;
         switch_to_wal(&conn)?;
+        // Every plugin call is a process that opens and closes the store once. By default the
+        // last connection to close checkpoints the WAL into the database (two fsyncs) and
+        // deletes the -wal and -shm files. Keep them instead, and checkpoint small and often
+        // (64 pages, file cut back to 256 KiB): a process that finds itself alone rebuilds
+        // the WAL index by reading the whole WAL, so its size must stay bounded, or every ADD
+        // would cost more as the WAL grows (measured: 1.2 ms at 1.9 MB, 2.3 ms at 3.6 MB).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(sql("keeping the WAL on close"))?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 64; PRAGMA journal_size_limit = 262144;")
+            .map_err(sql("bounding the WAL"))?;
         // NORMAL in WAL mode survives a process crash at any instant; a power loss may drop the
         // last commits, but a power loss is a reboot, after which every endpoint is dropped anyway
         // (boot id), so nothing can leak from it.

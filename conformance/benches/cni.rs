@@ -1,0 +1,207 @@
+//! ADD/DEL cost of cnm-bridge + cnm-ipam against the reference bridge + host-local, in one run.
+//!
+//! Each side gets a fresh throwaway host namespace and N container namespaces; each plugin call
+//! is exec'd exactly as a runtime execs it (env + stdin, in the host namespace) and timed from
+//! spawn to exit. DEL is compared with its floor: deleting one bare veth pair in-process, measured
+//! in the same run. Run as root, after a release build of the plugins:
+//!
+//! ```sh
+//! cargo build --release --bins && cargo bench -p conformance --bench cni
+//! CNM_BENCH_N=50 cargo bench -p conformance --bench cni
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cnm_core::netlink::{Handle, VethSpec};
+use conformance::{cnm_plugin_dir, exec_plugin, unique_ifname, Container, Host};
+use serde_json::{json, Value};
+
+const REF_DIR: &str = "/usr/lib/cni";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Side {
+    name: &'static str,
+    plugin: PathBuf,
+    conf: fn(&Host, &str) -> Value,
+}
+
+struct Samples {
+    add: Vec<Duration>,
+    del: Vec<Duration>,
+    /// VERSION: the same exec path doing no work (the process floor).
+    version: Vec<Duration>,
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the cni bench needs root (it creates network namespaces)");
+        return;
+    }
+    let n: usize = std::env::var("CNM_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let cnm_dir = cnm_plugin_dir();
+    let sides = [
+        Side {
+            name: "cnm-bridge + cnm-ipam",
+            plugin: cnm_dir.join("cnm-bridge"),
+            conf: |host, bridge| {
+                json!({"type": "cnm-bridge", "bridge": bridge, "isGateway": true,
+                       "isDefaultGateway": true, "ipMasq": true,
+                       "ipam": {"type": "cnm-ipam", "subnet": "10.200.0.0/16",
+                                "dataDir": host.state_dir().join("cnm")}})
+            },
+        },
+        Side {
+            name: "reference bridge + host-local",
+            plugin: Path::new(REF_DIR).join("bridge"),
+            conf: |host, bridge| {
+                json!({"type": "bridge", "bridge": bridge, "isGateway": true,
+                       "isDefaultGateway": true, "ipMasq": true,
+                       "ipam": {"type": "host-local", "subnet": "10.200.0.0/16",
+                                "dataDir": host.state_dir().join("host-local")}})
+            },
+        },
+    ];
+    for side in &sides {
+        if !side.plugin.is_file() {
+            eprintln!(
+                "skipped: {} not found (build with `cargo build --release --bins`)",
+                side.plugin.display()
+            );
+            return;
+        }
+    }
+    println!("N = {n} containers per side, each in its own namespace; times are spawn-to-exit of the plugin");
+    let floor = bare_veth_delete(50);
+    let results: Vec<Samples> = sides.iter().map(|s| run(s, n, &cnm_dir)).collect();
+    report(&sides, &results, &floor, n);
+}
+
+fn run(side: &Side, n: usize, cnm_dir: &Path) -> Samples {
+    let host = Host::new("bench").expect("host namespace");
+    let bridge = unique_ifname("bb");
+    let mut conf = (side.conf)(&host, &bridge);
+    conf["cniVersion"] = json!("1.0.0");
+    conf["name"] = json!("bench");
+    let stdin = serde_json::to_vec(&conf).unwrap();
+    let path = format!("{}:{REF_DIR}", cnm_dir.display());
+    let containers: Vec<Container> = (0..n)
+        .map(|i| Container::new(&format!("b{i}")).expect("container namespace"))
+        .collect();
+    let env = |cmd: &str, c: &Container| -> Vec<(String, String)> {
+        [
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", c.id()),
+            ("CNI_NETNS", c.path().to_str().unwrap()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", &path),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let timed = |cmd: &str, c: &Container| {
+        let start = Instant::now();
+        exec_plugin(&side.plugin, host.netns(), &env(cmd, c), &stdin, TIMEOUT)
+            .unwrap_or_else(|e| panic!("{} {cmd}: {e}", side.name));
+        start.elapsed()
+    };
+    let version = containers
+        .iter()
+        .take(50)
+        .map(|c| timed("VERSION", c))
+        .collect();
+    let add = containers.iter().map(|c| timed("ADD", c)).collect();
+    let del = containers.iter().map(|c| timed("DEL", c)).collect();
+    Samples { add, del, version }
+}
+
+/// The floor of DEL: deleting one veth pair (peer in another namespace) in-process.
+fn bare_veth_delete(n: usize) -> Vec<Duration> {
+    let host = Host::new("floor").expect("host namespace");
+    let c = Container::new("floor").expect("container namespace");
+    let mut h = Handle::new_in(host.netns()).expect("netlink socket");
+    (0..n)
+        .map(|_| {
+            let name = unique_ifname("fv");
+            h.create_veth(&VethSpec {
+                name: &name,
+                peer_name: "eth0",
+                peer_netns: Some(c.netns()),
+                up: true,
+                ..VethSpec::default()
+            })
+            .expect("create veth");
+            let start = Instant::now();
+            h.delete_link_by_name(&name).expect("delete veth");
+            start.elapsed()
+        })
+        .collect()
+}
+
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut v = samples.to_vec();
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn report(sides: &[Side], results: &[Samples], floor: &[Duration], n: usize) {
+    let k = (n / 10).clamp(1, 20);
+    println!();
+    println!("| side | VERSION (exec floor) | ADD median | ADD p90 | first {k} ADDs | last {k} ADDs | DEL median | DEL p90 |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (side, s) in sides.iter().zip(results) {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            side.name,
+            ms(percentile(&s.version, 0.5)),
+            ms(percentile(&s.add, 0.5)),
+            ms(percentile(&s.add, 0.9)),
+            ms(percentile(&s.add[..k], 0.5)),
+            ms(percentile(&s.add[n - k..], 0.5)),
+            ms(percentile(&s.del, 0.5)),
+            ms(percentile(&s.del, 0.9)),
+        );
+    }
+    let floor_median = percentile(floor, 0.5);
+    println!(
+        "| bare veth delete (in-process floor) | | | | | | {} | {} |",
+        ms(floor_median),
+        ms(percentile(floor, 0.9))
+    );
+    let (cnm, reference) = (&results[0], &results[1]);
+    let ratio = |a: &[Duration], b: &[Duration]| {
+        percentile(b, 0.5).as_secs_f64() / percentile(a, 0.5).as_secs_f64()
+    };
+    println!();
+    println!(
+        "ADD: reference / cnm = {:.1}x (median)",
+        ratio(&cnm.add, &reference.add)
+    );
+    println!(
+        "DEL: reference / cnm = {:.1}x (median)",
+        ratio(&cnm.del, &reference.del)
+    );
+    println!(
+        "ADD flatness: last {k} / first {k} = {:.2}",
+        ratio(&cnm.add[..k], &cnm.add[n - k..])
+    );
+    let above = |s: &Samples| percentile(&s.add, 0.5).saturating_sub(percentile(&s.version, 0.5));
+    println!(
+        "ADD above the exec floor: cnm {}, reference {} ({:.1}x)",
+        ms(above(cnm)),
+        ms(above(reference)),
+        above(reference).as_secs_f64() / above(cnm).as_secs_f64()
+    );
+    println!(
+        "DEL: cnm / bare veth delete = {:.2}",
+        percentile(&cnm.del, 0.5).as_secs_f64() / floor_median.as_secs_f64()
+    );
+}
