@@ -6,8 +6,8 @@
 //! that shows the real source address; then everything is deleted and the namespaces removed,
 //! also on error or panic (their handles remove them on drop).
 //!
-//! Until cnm-bridge's ADD lands (issue 4) the network is run by Debian's reference `bridge` +
-//! `host-local`, and cnm's plugins answer the VERSION handshake beside them.
+//! The network is run by `cnm-bridge` with `cnm-ipam`; a third, "outside" namespace on its own
+//! link to the host shows masquerade.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -43,7 +43,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (c1, c2) = (Container::new("demo1")?, Container::new("demo2")?);
     let runtime = host.runtime(vec![cnm_plugin_dir(), PathBuf::from("/usr/lib/cni")])?;
 
-    for plugin in ["cnm-bridge", "cnm-host"] {
+    for plugin in ["cnm-bridge", "cnm-ipam"] {
         match runtime.version(plugin, "1.1.0") {
             Ok(v) => println!(
                 "    {plugin}: speaks CNI {}",
@@ -55,13 +55,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let bridge = unique_ifname("demo");
     let list = conformance::NetworkConfigList::from_value(&json!({
-        "cniVersion": "1.0.0",
+        "cniVersion": "1.1.0",
         "name": "demo",
         "plugins": [{
-            "type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true,
-            "ipam": {"type": "host-local", "subnet": "10.77.0.0/24",
-                     "dataDir": host.state_dir().join("ipam"),
-                     "routes": [{"dst": "0.0.0.0/0"}]}
+            "type": "cnm-bridge", "bridge": bridge, "isGateway": true,
+            "isDefaultGateway": true, "ipMasq": true,
+            "ipam": {"type": "cnm-ipam", "subnet": "10.77.0.0/24",
+                     "dataDir": host.state_dir().join("cnm")}
         }]
     }))?;
     step(&format!(
@@ -97,6 +97,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         SocketAddr::new(addrs[0], 8080),
     )?;
     println!("    c1 saw the connection from {seen} (c2's own address: no NAT inside the network)");
+
+    step("TCP request from c1 to an outside host (198.18.0.2:9000)");
+    let (host_out, client) = ([198, 18, 0, 1].into(), [198, 18, 0, 2].into());
+    let outside = conformance::net::outside(&host, host_out, client)?;
+    let seen = tcp_roundtrip(
+        outside.netns(),
+        SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 9000),
+        c1.netns(),
+        SocketAddr::new(IpAddr::V4(client), 9000),
+    )?;
+    println!("    the outside host saw {seen} (masqueraded as the host's address {host_out})");
+
+    step("CHECK both containers");
+    for (name, c) in [("c1", &c1), ("c2", &c2)] {
+        runtime.check_network_list(&list, &c.runtime_conf("eth0"))?;
+        println!("    CHECK {name}: ok");
+    }
 
     step("DEL both containers");
     for (name, c) in [("c1", &c1), ("c2", &c2)] {
