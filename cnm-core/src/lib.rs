@@ -6,6 +6,7 @@ pub mod driver;
 pub mod error;
 pub mod firewall;
 pub mod ipam;
+pub mod log;
 pub mod netlink;
 pub mod netns;
 pub mod plugins;

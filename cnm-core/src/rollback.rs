@@ -32,7 +32,7 @@ impl Drop for Rollback<'_> {
     fn drop(&mut self) {
         while let Some((what, undo)) = self.steps.pop() {
             if let Err(e) = undo() {
-                eprintln!("cnm: rollback: undo {what}: {e}");
+                tracing::warn!("rollback: undo {what}: {e}");
             }
         }
     }

@@ -92,7 +92,16 @@ impl Host {
     /// A runtime whose plugins run in this host, with its result cache in `state_dir()/cache`.
     pub fn runtime(&self, cni_path: Vec<PathBuf>) -> Result<Runtime, Error> {
         let host = Netns::open(self.ns.path())?;
-        Ok(Runtime::new(cni_path, self.state_dir().join("cache"), host))
+        let mut rt = Runtime::new(cni_path, self.state_dir().join("cache"), host);
+        // cnm's plugins log here instead of /var/log/cnm (other plugins ignore the variable).
+        rt.extra_env
+            .push(("CNM_LOG_FILE".into(), self.log_file().display().to_string()));
+        Ok(rt)
+    }
+
+    /// The log file of cnm's plugins run through [`Host::runtime`].
+    pub fn log_file(&self) -> PathBuf {
+        self.state_dir().join("cnm.log")
     }
 }
 

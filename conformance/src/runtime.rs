@@ -47,6 +47,8 @@ pub struct Runtime {
     pub cache_dir: PathBuf,
     /// How long one plugin may run before it is killed.
     pub timeout: Duration,
+    /// Variables added to every plugin's environment (e.g. `CNM_LOG_FILE`).
+    pub extra_env: Vec<(String, String)>,
     host: Netns,
 }
 
@@ -57,6 +59,7 @@ impl Runtime {
             cni_path,
             cache_dir: cache_dir.into(),
             timeout: Duration::from_secs(60),
+            extra_env: Vec::new(),
             host,
         }
     }
@@ -75,7 +78,8 @@ impl Runtime {
         stdin: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let path = find_plugin(plugin_type, &self.cni_path)?;
-        let env = plugin_env(command, rt, &self.cni_path);
+        let mut env = plugin_env(command, rt, &self.cni_path);
+        env.extend(self.extra_env.iter().cloned());
         exec_plugin(&path, &self.host, &env, stdin, self.timeout).map_err(|source| Error::Plugin {
             plugin: plugin_type.to_owned(),
             command,

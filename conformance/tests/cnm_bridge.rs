@@ -428,3 +428,44 @@ fn masquerade_to_the_outside_isolation_internal_and_a_clean_ruleset() {
         "only the outside link is left: {links:?}"
     );
 }
+
+#[test]
+fn every_log_line_of_a_call_names_its_container() {
+    let Some(s) = Setup::new("every_log_line_of_a_call_names_its_container") else {
+        return;
+    };
+    let list = s.list("1.1.0", s.cnm_ipam("10.90.0.0/24"), json!({}));
+    let c = Container::new("log").unwrap();
+    s.runtime
+        .add_network_list(&list, &c.runtime_conf("eth0"))
+        .unwrap();
+    s.runtime
+        .del_network_list(&list, &c.runtime_conf("eth0"))
+        .unwrap();
+    let bad = s.list("1.1.0", s.cnm_ipam("10.90.0.0/24"), json!({"mtu": 1}));
+    s.runtime
+        .add_network_list(&bad, &c.runtime_conf("eth0"))
+        .unwrap_err();
+    let log = std::fs::read_to_string(s.host.log_file()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    for step in [
+        "reserved [10.90.0.2]",
+        "created veth",
+        "configured eth0",
+        "deleted veth",
+        "released [10.90.0.2]",
+        "code=7",
+    ] {
+        assert!(log.contains(step), "no {step:?} in the log:\n{log}");
+    }
+    for line in &lines {
+        assert!(
+            line.contains(c.id()),
+            "a line without the container ID: {line}"
+        );
+    }
+    assert!(
+        lines.iter().filter(|l| l.contains("cmd=\"ADD\"")).count() >= 4,
+        "{log}"
+    );
+}

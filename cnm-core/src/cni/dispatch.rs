@@ -159,14 +159,47 @@ fn run<P: Plugin>(
     var: &dyn Fn(&str) -> Option<OsString>,
     raw: Result<Vec<u8>, ConfigError>,
 ) -> Result<Output> {
-    let env = Env::parse(var)?;
+    let env = match Env::parse(var) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::warn!(plugin = P::NAME, "refused: {e}");
+            return Err(e.into());
+        }
+    };
+    let (container, ifname) = match &env.command {
+        Command::Add { target, .. }
+        | Command::Check { target, .. }
+        | Command::Del { target, .. } => (target.container_id.as_str(), target.ifname.as_str()),
+        _ => ("", ""),
+    };
+    let span = tracing::info_span!(
+        "cni",
+        plugin = P::NAME,
+        cmd = env.command.name(),
+        container,
+        ifname
+    );
+    let _entered = span.enter();
+    let outcome = run_command(plugin, &env, raw);
+    match &outcome {
+        Ok(_) => tracing::info!("ok"),
+        Err(e) => tracing::warn!(code = e.code().as_u32(), "failed: {}", e.to_cni().msg),
+    }
+    outcome
+}
+
+fn run_command<P: Plugin>(
+    plugin: &P,
+    env: &Env,
+    raw: Result<Vec<u8>, ConfigError>,
+) -> Result<Output> {
     let stdin = raw?;
     if env.command == Command::Version {
         return Ok(Output::Json(version_reply(&stdin)));
     }
     let call = Call {
         conf: NetConf::<P::Config>::parse(&stdin)?,
-        env: &env,
+        env,
         stdin: &stdin,
     };
     let needs = |needs: SpecVersion| -> Result<()> {

@@ -18,6 +18,7 @@ pub use version::SpecVersion;
 /// command, print the result or error on stdout, exit with its status.
 pub fn main<P: Plugin>(plugin: P) -> ! {
     use std::io::Write;
+    crate::log::init(crate::log::log_path(|k| std::env::var_os(k)).as_deref());
     let reply = dispatch(
         &plugin,
         |k| std::env::var_os(k),

@@ -285,6 +285,8 @@ impl Store for SqliteStore {
         )
         .map_err(sql("recording the endpoint"))?;
         tx.commit().map_err(sql("committing the reservation"))?;
+        let list: Vec<String> = addresses.iter().map(|a| a.addr.to_string()).collect();
+        tracing::info!("reserved [{}] on network {}", list.join(", "), key.network);
         Ok(Reservation {
             addresses,
             existing: false,
@@ -344,6 +346,10 @@ impl Store for SqliteStore {
             delete_endpoint(&tx, key)?;
         }
         tx.commit().map_err(sql("releasing the endpoint"))?;
+        if let Some(rec) = &found {
+            let list: Vec<String> = rec.addresses.iter().map(|a| a.addr.to_string()).collect();
+            tracing::info!("released [{}] on network {}", list.join(", "), key.network);
+        }
         Ok(found)
     }
 

@@ -54,6 +54,11 @@ pub fn attach(
         master: Some(bridge.index),
         up: true,
     })?;
+    tracing::info!(
+        "created veth {} (peer {} in the sandbox)",
+        spec.host_veth,
+        spec.ifname
+    );
     if plan.hairpin || plan.reach == Reach::NoIcc {
         let index = host
             .link_by_name(spec.host_veth)?
@@ -94,6 +99,7 @@ pub fn attach(
             ..RouteSpec::new(route.dst)
         })?;
     }
+    tracing::info!("configured {} in the sandbox", spec.ifname);
     Ok(())
 }
 
@@ -107,7 +113,11 @@ pub fn gateway_for(ips: &[IpConfig], dst: IpNet) -> Option<IpAddr> {
 /// Deletes the host end (and with it the sandbox end); already gone is success.
 pub fn detach(host: &mut Handle, host_veth: &str) -> Result<(), BridgeError> {
     match host.delete_link_by_name(host_veth) {
-        Ok(()) | Err(NetlinkError::NotFound { .. }) => Ok(()),
+        Ok(()) => {
+            tracing::info!("deleted veth {host_veth}");
+            Ok(())
+        }
+        Err(NetlinkError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -50,8 +50,9 @@ pub fn ensure_bridge(
                 alias: Some(&alias),
             };
             match h.create_bridge(&spec) {
+                Ok(()) => tracing::info!("created bridge {name}"),
                 // Exists: a concurrent ADD made it first; adopt theirs.
-                Ok(()) | Err(NetlinkError::Exists { .. }) => {}
+                Err(NetlinkError::Exists { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
             h.link_by_name(name)?.ok_or_else(|| BridgeError::Vanished {
@@ -165,6 +166,10 @@ pub fn remove_bridge_if_ours(
     if link.alias.as_deref() != Some(bridge_alias(network).as_str()) {
         return Ok(false);
     }
+    tracing::info!(
+        "deleting bridge {} (made by cnm for network {network})",
+        link.name
+    );
     match h.delete_link(link.index) {
         Ok(()) | Err(NetlinkError::NotFound { .. }) => Ok(true),
         Err(e) => Err(e.into()),
