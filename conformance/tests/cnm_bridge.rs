@@ -469,3 +469,64 @@ fn every_log_line_of_a_call_names_its_container() {
         "{log}"
     );
 }
+
+#[test]
+fn hostile_paths_state_files_and_reused_names_change_nothing() {
+    let Some(s) = Setup::new("hostile_paths_state_files_and_reused_names_change_nothing") else {
+        return;
+    };
+    let c = Container::new("h").unwrap();
+    let add = |list: &conformance::NetworkConfigList| {
+        s.runtime.add_network_list(list, &c.runtime_conf("eth0"))
+    };
+    // Store paths that escape or are relative: refused as configuration, nothing made.
+    for dir in ["relative/cnm", "/tmp/../etc/cnm"] {
+        let ipam = json!({"type": "cnm-ipam", "subnet": "10.86.0.0/24", "dataDir": dir});
+        let err = add(&s.list("1.0.0", ipam.clone(), json!({}))).unwrap_err();
+        assert_eq!(code(&err), 7, "ipam.dataDir {dir}: {err}");
+        let err =
+            add(&s.list("1.0.0", s.cnm_ipam("10.86.0.0/24"), json!({"dataDir": dir}))).unwrap_err();
+        assert_eq!(code(&err), 7, "dataDir {dir}: {err}");
+        assert!(err.to_string().contains("absolute"), "{err}");
+    }
+    assert_eq!(s.host_links(), Vec::<String>::new());
+
+    // State files replaced by symbolic links: refused; the link target is untouched.
+    let target = s.host.state_dir().join("precious");
+    std::fs::write(&target, "do not touch").unwrap();
+    std::fs::create_dir_all(s.store_dir()).unwrap();
+    for name in ["cnm.db", "cnm.db-wal"] {
+        let link = s.store_dir().join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = add(&s.list("1.0.0", s.cnm_ipam("10.86.0.0/24"), json!({}))).unwrap_err();
+        assert!(
+            err.to_string().contains("not a regular file"),
+            "{name}: {err}"
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "do not touch");
+        assert_eq!(s.host_links(), Vec::<String>::new(), "{name}: links made");
+        std::fs::remove_file(&link).unwrap();
+    }
+
+    // A network name reused with another subnet: refused, the first network untouched.
+    let first = s.list("1.0.0", s.cnm_ipam("10.86.0.0/24"), json!({}));
+    add(&first).unwrap();
+    let other = Container::new("h2").unwrap();
+    let second = s.list("1.0.0", s.cnm_ipam("10.85.0.0/24"), json!({}));
+    let err = s
+        .runtime
+        .add_network_list(&second, &other.runtime_conf("eth0"))
+        .unwrap_err();
+    assert_eq!(code(&err), 7, "{err}");
+    assert!(
+        err.to_string().contains("already exists with subnet"),
+        "{err}"
+    );
+    assert_eq!(link_names(other.netns()).unwrap(), ["lo"]);
+    assert_eq!(s.stored_endpoints(), 1);
+    s.runtime
+        .del_network_list(&first, &c.runtime_conf("eth0"))
+        .unwrap();
+    assert_eq!(s.host_links(), Vec::<String>::new());
+}

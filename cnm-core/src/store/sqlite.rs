@@ -112,7 +112,23 @@ impl SqliteStore {
             .create(dir)
             .map_err(|e| dir_err("creating it (mode 0700)", Some(e)))?;
         let path = dir.join("cnm.db");
-        let conn = Connection::open(&path).map_err(sql("opening the database"))?;
+        // The store's files must be the files themselves: a symbolic link planted in their
+        // place would make cnm write wherever it points.
+        for name in ["cnm.db", "cnm.db-wal", "cnm.db-shm"] {
+            let file = dir.join(name);
+            if std::fs::symlink_metadata(&file).is_ok_and(|m| !m.is_file()) {
+                return Err(dir_err(
+                    &format!("{name} is not a regular file (a symbolic link?); remove it"),
+                    None,
+                ));
+            }
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn =
+            Connection::open_with_flags(&path, flags).map_err(sql("opening the database"))?;
         // busy_timeout first: even switching to WAL can meet another process's lock.
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(sql("setting busy_timeout"))?;

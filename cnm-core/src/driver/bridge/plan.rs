@@ -157,6 +157,21 @@ impl BridgePlan {
                 "MAC spoof checking is not implemented by cnm-bridge yet",
             ));
         }
+        if let Some(dir) = &c.data_dir {
+            if !dir.is_absolute()
+                || dir
+                    .components()
+                    .any(|p| p == std::path::Component::ParentDir)
+            {
+                return Err(ConfigError::invalid(
+                    "dataDir",
+                    format!(
+                        "{} must be an absolute path without \"..\", such as /var/lib/cni/cnm",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
         if c.isolation == Some(false) {
             return Err(unsupported(
                 "isolation",
