@@ -121,7 +121,9 @@ pub fn setup(test: &str) -> Option<Setup> {
     let fakes = Fakes::new(host.state_dir());
     // A missing first directory: lookup must go on to the next one.
     let cni_path = vec![host.state_dir().join("missing"), fakes.bin.clone()];
-    let runtime = host.runtime(cni_path).unwrap();
+    let mut runtime = host.runtime(cni_path).unwrap();
+    // Exactly what libcni passes: no cnm-specific variables for the fakes to record.
+    runtime.extra_env.clear();
     Some(Setup {
         host,
         fakes,
