@@ -4,6 +4,7 @@
 pub mod cni;
 pub mod driver;
 pub mod error;
+pub mod fault;
 pub mod firewall;
 pub mod ipam;
 pub mod log;

@@ -176,7 +176,10 @@ impl Delegation<'_> {
             // A delegate may succeed without reading all of stdin; only other write errors count.
             match written {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(exec_err(e)),
-                _ => return Ok(out.stdout),
+                _ => {
+                    crate::fault::side_effect("delegated call");
+                    return Ok(out.stdout);
+                }
             }
         }
         Err(DelegateError::Failed {

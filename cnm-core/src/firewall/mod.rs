@@ -216,7 +216,9 @@ impl Nft {
                 a,
             );
         }
-        self.commit(&b)
+        self.commit(&b)?;
+        crate::fault::side_effect("add firewall elements");
+        Ok(())
     }
 
     /// Removes a network's elements in one batch; missing elements or table are success.
@@ -224,7 +226,11 @@ impl Nft {
         match self.remove_network_by(rules, Removal::Destroy) {
             // With DESTROYSETELEM only a missing table or set gives ENOENT: nothing to remove.
             Err(FirewallError::NotFound { .. }) => Ok(()),
-            other => other,
+            Ok(()) => {
+                crate::fault::side_effect("remove firewall elements");
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -179,18 +179,26 @@ fn gateways(plan: &BridgePlan, ips: &[IpConfig]) -> Vec<IpNet> {
         .collect()
 }
 
-/// What cnm's nftables table holds for this network: masquerade of its subnets (unless
-/// internal or `ipMasq` is off), isolation from other cnm networks, the internal drop.
-fn firewall_rules<'a>(plan: &'a BridgePlan, ips: &[IpConfig]) -> NetworkRules<'a> {
-    let mut masq: Vec<IpNet> = Vec::new();
-    if plan.masquerade == Masquerade::On {
-        for ip in ips {
-            let net = ip.address.trunc();
-            if !masq.contains(&net) {
-                masq.push(net);
-            }
+/// The subnets of addresses, each once.
+fn subnets_of(ips: &[IpConfig]) -> Vec<IpNet> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    for ip in ips {
+        let net = ip.address.trunc();
+        if !nets.contains(&net) {
+            nets.push(net);
         }
     }
+    nets
+}
+
+/// What cnm's nftables table holds for this network: masquerade of its subnets (unless
+/// internal or `ipMasq` is off), isolation from other cnm networks, the internal drop.
+fn firewall_rules(plan: &BridgePlan, subnets: Vec<IpNet>) -> NetworkRules<'_> {
+    let masq = if plan.masquerade == Masquerade::On {
+        subnets
+    } else {
+        Vec::new()
+    };
     NetworkRules {
         bridge: plan.bridge.as_str(),
         masq,
@@ -198,8 +206,10 @@ fn firewall_rules<'a>(plan: &'a BridgePlan, ips: &[IpConfig]) -> NetworkRules<'a
     }
 }
 
-/// After the last endpoint of a network left (`last` is what it had): remove the network's
-/// firewall elements and a bridge that cnm made for it.
+/// After the last endpoint of a network left: remove the network's firewall elements and a
+/// bridge that cnm made for it. The subnets come from the network's record, which outlives
+/// its endpoints (a DEL killed after releasing the last endpoint is repaired by the next DEL),
+/// and from the last endpoint's result (`last`).
 fn teardown_if_unused(
     store: &SqliteStore,
     host: &mut Handle,
@@ -210,8 +220,19 @@ fn teardown_if_unused(
     if !store.endpoints(Some(&call.conf.name))?.is_empty() {
         return Ok(());
     }
-    let ips = last.map(|r| r.result.ips.as_slice()).unwrap_or_default();
-    Nft::new()?.remove_network(&firewall_rules(plan, ips))?;
+    let mut subnets = last.map(|r| subnets_of(&r.result.ips)).unwrap_or_default();
+    for net in store
+        .networks()?
+        .into_iter()
+        .filter(|n| n.name == call.conf.name)
+    {
+        for s in net.subnets {
+            if !subnets.contains(&s) {
+                subnets.push(s);
+            }
+        }
+    }
+    Nft::new()?.remove_network(&firewall_rules(plan, subnets))?;
     driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
     Ok(())
 }
@@ -279,6 +300,9 @@ impl Plugin for BridgePlugin {
                         .del(plugin, call.stdin)
                         .map_err(|e| e.to_string())
                 });
+                store
+                    .borrow_mut()
+                    .learn_subnets(&call.conf.name, &subnets_of(&r.ips))?;
                 (r.ips, r.routes, r.dns)
             }
             Ipam::None => (Vec::new(), Vec::new(), Dns::default()),
@@ -298,7 +322,7 @@ impl Plugin for BridgePlugin {
         let mut nft = Nft::new()?;
         nft.ensure_table()?;
         // Network-level elements, shared by its endpoints: adding them again is a no-op.
-        nft.add_network(&firewall_rules(&p.plan, &ips))?;
+        nft.add_network(&firewall_rules(&p.plan, subnets_of(&ips)))?;
         undo.push("delete the veth pair", || {
             driver::detach(&mut host.borrow_mut(), &host_veth).map_err(|e| e.to_string())
         });

@@ -186,6 +186,9 @@ pub trait Store {
     fn endpoints(&self, network: Option<&NetworkName>) -> StoreResult<Vec<EndpointRecord>>;
     /// All networks.
     fn networks(&self) -> StoreResult<Vec<NetworkRecord>>;
+    /// Adds subnets that a delegated IPAM handed out to the network's record, so that its
+    /// teardown knows them even after every endpoint record is gone.
+    fn learn_subnets(&mut self, network: &NetworkName, subnets: &[IpNet]) -> StoreResult<()>;
     /// Removes the network if no endpoint uses it; whether it was removed.
     fn remove_network_if_unused(&mut self, name: &NetworkName) -> StoreResult<bool>;
     /// Removes every endpoint of `network` not in `keep`; returns what was removed.

@@ -6,6 +6,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
@@ -303,6 +304,7 @@ impl Store for SqliteStore {
         tx.commit().map_err(sql("committing the reservation"))?;
         let list: Vec<String> = addresses.iter().map(|a| a.addr.to_string()).collect();
         tracing::info!("reserved [{}] on network {}", list.join(", "), key.network);
+        crate::fault::side_effect("reserve");
         Ok(Reservation {
             addresses,
             existing: false,
@@ -326,7 +328,9 @@ impl Store for SqliteStore {
         if n == 0 {
             return Err(StoreError::EndpointMissing(key.clone()));
         }
-        tx.commit().map_err(sql("committing the endpoint"))
+        tx.commit().map_err(sql("committing the endpoint"))?;
+        crate::fault::side_effect("commit");
+        Ok(())
     }
 
     fn add_firewall_elements(
@@ -365,6 +369,7 @@ impl Store for SqliteStore {
         if let Some(rec) = &found {
             let list: Vec<String> = rec.addresses.iter().map(|a| a.addr.to_string()).collect();
             tracing::info!("released [{}] on network {}", list.join(", "), key.network);
+            crate::fault::side_effect("release");
         }
         Ok(found)
     }
@@ -384,6 +389,43 @@ impl Store for SqliteStore {
             out.extend(load_endpoint(&tx, &key)?);
         }
         Ok(out)
+    }
+
+    fn learn_subnets(&mut self, network: &NetworkName, subnets: &[IpNet]) -> StoreResult<()> {
+        let tx = self.immediate("recording the network's subnets")?;
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT subnets FROM networks WHERE name = ?1",
+                [network.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("reading the network's subnets"))?;
+        let Some(stored) = stored else {
+            return Err(corrupt(format!("network {network} is not in the store")));
+        };
+        let mut known: Vec<IpNet> = serde_json::from_str(&stored)
+            .map_err(|_| corrupt(format!("networks.subnets of {network}")))?;
+        let before = known.len();
+        for s in subnets {
+            if !known.contains(s) {
+                known.push(*s);
+            }
+        }
+        if known.len() != before {
+            tx.execute(
+                "UPDATE networks SET subnets = ?2 WHERE name = ?1",
+                rusqlite::params![
+                    network.as_str(),
+                    serde_json::to_string(&known).expect("serialize")
+                ],
+            )
+            .map_err(sql("recording the network's subnets"))?;
+        }
+        tx.commit()
+            .map_err(sql("recording the network's subnets"))?;
+        crate::fault::side_effect("learn subnets");
+        Ok(())
     }
 
     fn networks(&self) -> StoreResult<Vec<NetworkRecord>> {

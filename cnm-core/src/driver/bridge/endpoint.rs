@@ -59,6 +59,7 @@ pub fn attach(
         spec.host_veth,
         spec.ifname
     );
+    crate::fault::side_effect("create veth");
     if plan.hairpin || plan.reach == Reach::NoIcc {
         let index = host
             .link_by_name(spec.host_veth)?
@@ -87,6 +88,7 @@ pub fn attach(
             nodad: ip.address.addr().is_ipv6(),
         };
         inside.add_address(index, addr)?;
+        crate::fault::side_effect("add address");
     }
     for route in spec.routes {
         let gw = route.gw.or_else(|| gateway_for(spec.ips, route.dst));
@@ -98,6 +100,7 @@ pub fn attach(
             table: route.table,
             ..RouteSpec::new(route.dst)
         })?;
+        crate::fault::side_effect("add route");
     }
     tracing::info!("configured {} in the sandbox", spec.ifname);
     Ok(())
@@ -115,6 +118,7 @@ pub fn detach(host: &mut Handle, host_veth: &str) -> Result<(), BridgeError> {
     match host.delete_link_by_name(host_veth) {
         Ok(()) => {
             tracing::info!("deleted veth {host_veth}");
+            crate::fault::side_effect("delete veth");
             Ok(())
         }
         Err(NetlinkError::NotFound { .. }) => Ok(()),

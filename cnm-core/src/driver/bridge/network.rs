@@ -50,7 +50,10 @@ pub fn ensure_bridge(
                 alias: Some(&alias),
             };
             match h.create_bridge(&spec) {
-                Ok(()) => tracing::info!("created bridge {name}"),
+                Ok(()) => {
+                    tracing::info!("created bridge {name}");
+                    crate::fault::side_effect("create bridge");
+                }
                 // Exists: a concurrent ADD made it first; adopt theirs.
                 Err(NetlinkError::Exists { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -121,7 +124,8 @@ fn ensure_gateways(
             nodad: gw.addr().is_ipv6(),
         };
         match h.add_address(link.index, spec) {
-            Ok(()) | Err(NetlinkError::Exists { .. }) => {}
+            Ok(()) => crate::fault::side_effect("add gateway address"),
+            Err(NetlinkError::Exists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -171,7 +175,11 @@ pub fn remove_bridge_if_ours(
         link.name
     );
     match h.delete_link(link.index) {
-        Ok(()) | Err(NetlinkError::NotFound { .. }) => Ok(true),
+        Ok(()) => {
+            crate::fault::side_effect("delete bridge");
+            Ok(true)
+        }
+        Err(NetlinkError::NotFound { .. }) => Ok(true),
         Err(e) => Err(e.into()),
     }
 }

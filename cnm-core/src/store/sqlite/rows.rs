@@ -82,7 +82,9 @@ pub(super) fn ensure_network(conn: &Connection, net: &NetworkRecord) -> StoreRes
         Some((driver, _)) if driver != net.driver => {
             return Err(conflict("driver", driver, net.driver.clone()));
         }
-        Some((_, stored)) if stored != subnets => {
+        // An empty list is no opinion: a network whose addresses come from a delegated IPAM
+        // learns its subnets after the fact (`learn_subnets`).
+        Some((_, stored)) if stored != subnets && !net.subnets.is_empty() => {
             let had: Vec<ipnet::IpNet> = serde_json::from_str(&stored)
                 .map_err(|_| corrupt(format!("networks.subnets of {}", net.name)))?;
             let what = if had.len() == 1 { "subnet" } else { "subnets" };
