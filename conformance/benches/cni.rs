@@ -1,8 +1,8 @@
 //! ADD/DEL cost of cnm-bridge + cnm-ipam against the reference bridge + host-local, in one run.
 //!
 //! Each side gets a fresh throwaway host namespace and N container namespaces; each plugin call
-//! is exec'd exactly as a runtime execs it (env + stdin, in the host namespace) and timed from
-//! spawn to exit. DEL is compared with its floor: deleting one bare veth pair in-process, measured
+//! is exec'd as a runtime execs it (env + stdin, from a thread inside the host namespace, plain
+//! spawn) and timed from spawn to exit. DEL is compared with its floor: deleting one bare veth pair in-process, measured
 //! in the same run. Run as root, after a release build of the plugins:
 //!
 //! ```sh
@@ -10,15 +10,16 @@
 //! CNM_BENCH_N=50 cargo bench -p conformance --bench cni
 //! ```
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cnm_core::netlink::{Handle, VethSpec};
-use conformance::{cnm_plugin_dir, exec_plugin, unique_ifname, Container, Host};
+use conformance::{cnm_plugin_dir, unique_ifname, Container, Host};
 use serde_json::{json, Value};
 
 const REF_DIR: &str = "/usr/lib/cni";
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Side {
     name: &'static str,
@@ -103,20 +104,45 @@ fn run(side: &Side, n: usize, cnm_dir: &Path) -> Samples {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
     };
-    let timed = |cmd: &str, c: &Container| {
-        let start = Instant::now();
-        exec_plugin(&side.plugin, host.netns(), &env(cmd, c), &stdin, TIMEOUT)
-            .unwrap_or_else(|e| panic!("{} {cmd}: {e}", side.name));
-        start.elapsed()
+    // A runtime lives in the host namespace and spawns plugins plainly; so does this loop, on
+    // a scoped thread that enters the host namespace and ends with it (children inherit the
+    // thread's namespace). No pre_exec hook: spawning can use vfork, as a runtime's would.
+    let run_all = || {
+        let timed = |cmd: &str, c: &Container| {
+            let start = Instant::now();
+            let mut child = Command::new(&side.plugin)
+                .env_clear()
+                .env(
+                    "PATH",
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                )
+                .envs(env(cmd, c))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{} {cmd}: spawn: {e}", side.name));
+            child.stdin.take().unwrap().write_all(&stdin).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let elapsed = start.elapsed();
+            assert!(
+                out.status.success(),
+                "{} {cmd}: {}",
+                side.name,
+                String::from_utf8_lossy(&out.stdout)
+            );
+            elapsed
+        };
+        let version = containers
+            .iter()
+            .take(50)
+            .map(|c| timed("VERSION", c))
+            .collect();
+        let add = containers.iter().map(|c| timed("ADD", c)).collect();
+        let del = containers.iter().map(|c| timed("DEL", c)).collect();
+        Samples { add, del, version }
     };
-    let version = containers
-        .iter()
-        .take(50)
-        .map(|c| timed("VERSION", c))
-        .collect();
-    let add = containers.iter().map(|c| timed("ADD", c)).collect();
-    let del = containers.iter().map(|c| timed("DEL", c)).collect();
-    Samples { add, del, version }
+    host.netns().run(run_all).expect("enter the host namespace")
 }
 
 /// The floor of DEL: deleting one veth pair (peer in another namespace) in-process.
