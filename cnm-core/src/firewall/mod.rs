@@ -35,8 +35,10 @@
 //! why `ensure_table` looks before it builds.
 
 mod attrs;
+mod conntrack;
 mod expr;
 mod netlink;
+mod portmap;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -53,6 +55,7 @@ use netlink::{Batch, MsgType};
 use table::{FAMILY_INET, TABLE};
 
 pub use netlink::Nft;
+pub use portmap::{PortMapElement, PortMapKey, PortMapSet};
 
 /// Errors of the firewall; each says what was being done.
 #[derive(Debug, thiserror::Error)]
