@@ -9,6 +9,7 @@ pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod plugins;
+pub mod portmap;
 pub mod rollback;
 pub mod store;
 

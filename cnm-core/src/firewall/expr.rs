@@ -28,6 +28,8 @@ const NFTA_VERDICT_CODE: u16 = 1;
 /// What `meta` loads (`enum nft_meta_keys`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum MetaKey {
+    /// The packet mark (host-endian u32).
+    Mark = 3,
     IifName = 6,
     OifName = 7,
     /// The netfilter family of the packet (`NFPROTO_IPV4`, `NFPROTO_IPV6`) in an `inet` table.
@@ -89,6 +91,8 @@ pub(super) enum Expr<'a> {
         sreg: u32,
         invert: bool,
     },
+    /// Set packet metadata from `sreg`.
+    MetaSet { key: MetaKey, sreg: u32 },
     /// Look the key in `sreg` up in the named map; on a hit its data goes to `dreg`, on a miss
     /// the rule ends.
     MapLookup { map: &'a str, sreg: u32, dreg: u32 },
@@ -109,7 +113,7 @@ impl Expr<'_> {
     /// The kernel's name of the expression type.
     fn name(&self) -> &'static str {
         match self {
-            Expr::Meta { .. } => "meta",
+            Expr::Meta { .. } | Expr::MetaSet { .. } => "meta",
             Expr::Payload { .. } => "payload",
             Expr::Cmp { .. } => "cmp",
             Expr::Bitwise { .. } => "bitwise",
@@ -172,6 +176,10 @@ impl Expr<'_> {
                     a.u32(5, 1);
                 }
             }
+            // NFTA_META_KEY = 2, NFTA_META_SREG = 3
+            Expr::MetaSet { key, sreg } => {
+                a.u32(2, key as u32).u32(3, sreg);
+            }
             // NFTA_LOOKUP_SET = 1, _SREG = 2, _DREG = 3
             Expr::MapLookup { map, sreg, dreg } => {
                 a.str(1, map).u32(2, sreg).u32(3, dreg);
@@ -181,17 +189,18 @@ impl Expr<'_> {
             Expr::FibDaddrType { dreg } => {
                 a.u32(1, dreg).u32(2, 3).u32(3, 2);
             }
-            // NFTA_CT_DREG = 1, _KEY = 2 (NFT_CT_STATUS = 1)
+            // NFTA_CT_DREG = 1, _KEY = 2 (NFT_CT_STATUS = 2)
             Expr::CtStatus { dreg } => {
-                a.u32(1, dreg).u32(2, 1);
+                a.u32(1, dreg).u32(2, 2);
             }
             // NFTA_NAT_TYPE = 1 (NFT_NAT_DNAT = 1), _FAMILY = 2, _REG_ADDR_MIN = 3,
-            // _REG_PROTO_MIN = 5; the kernel sets the range flags from the registers given.
+            // _REG_PROTO_MIN = 5, _FLAGS = 7 (NF_NAT_RANGE_MAP_IPS | _PROTO_SPECIFIED)
             Expr::Dnat { family, addr, port } => {
                 a.u32(1, 1)
                     .u32(2, u32::from(family))
                     .u32(3, addr)
-                    .u32(5, port);
+                    .u32(5, port)
+                    .u32(7, 3);
             }
             Expr::Masquerade => {}
             // NFTA_IMMEDIATE_DREG = 1, _DATA = 2

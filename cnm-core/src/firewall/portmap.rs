@@ -27,6 +27,10 @@ static RTN_LOCAL: [u8; 4] = 2u32.to_ne_bytes();
 /// `IPS_DST_NAT`, host-endian as `ct status` writes it.
 static IPS_DST_NAT: [u8; 4] = 0x20u32.to_ne_bytes();
 static ZERO4: [u8; 4] = [0; 4];
+/// The packet mark bit that asks postrouting to masquerade hairpin traffic (bit 13, the
+/// reference portmap's default `markMasqBit`).
+static HAIRPIN_MARK: [u8; 4] = 0x2000u32.to_ne_bytes();
+static NOT_HAIRPIN_MARK: [u8; 4] = (!0x2000u32).to_ne_bytes();
 
 /// A map or set of the port-mapping part of the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -387,7 +391,8 @@ fn rules() -> Vec<(&'static str, Vec<Expr<'static>>)> {
     pm6any.extend([l4proto(r), dport(reg(1)), lookup(PortMapSet::Pm6Any)]);
     pm6any.push(dnat(NFPROTO_IPV6, 4));
 
-    // ct status dnat ip daddr . iifname @pmhp4 masquerade   (hairpin through the host)
+    // forward: ct status dnat ip daddr . iifname @pmhp4 meta mark set mark | 0x2000
+    // (hairpin through the host; postrouting does not see the input interface)
     let hairpin = |family_: &'static [u8], set: PortMapSet, off, len, ifreg| {
         let mut e = family(family_).to_vec();
         e.extend(dnat_done.clone());
@@ -404,10 +409,42 @@ fn rules() -> Vec<(&'static str, Vec<Expr<'static>>)> {
                 sreg: r,
                 invert: false,
             },
-            Expr::Masquerade,
+            Expr::Meta {
+                key: MetaKey::Mark,
+                dreg: r,
+            },
+            Expr::Bitwise {
+                sreg: r,
+                dreg: r,
+                mask: &NOT_HAIRPIN_MARK,
+                xor: &HAIRPIN_MARK,
+            },
+            Expr::MetaSet {
+                key: MetaKey::Mark,
+                sreg: r,
+            },
         ]);
         e
     };
+    // postrouting: meta mark & 0x2000 != 0 masquerade
+    let marked = vec![
+        Expr::Meta {
+            key: MetaKey::Mark,
+            dreg: r,
+        },
+        Expr::Bitwise {
+            sreg: r,
+            dreg: r,
+            mask: &HAIRPIN_MARK,
+            xor: &ZERO4,
+        },
+        Expr::Cmp {
+            sreg: r,
+            op: CmpOp::Neq,
+            data: &ZERO4,
+        },
+        Expr::Masquerade,
+    ];
     // ct status dnat ip saddr 127.0.0.0/8 masquerade   (from the host's localhost)
     let mut localhost = family(v4).to_vec();
     localhost.extend(dnat_done.clone());
@@ -446,8 +483,9 @@ fn rules() -> Vec<(&'static str, Vec<Expr<'static>>)> {
             out.push((chain, rule.clone()));
         }
     }
-    out.push(("postrouting", hairpin(v4, PortMapSet::Hairpin4, 16, 4, 1)));
-    out.push(("postrouting", hairpin(v6, PortMapSet::Hairpin6, 24, 16, 4)));
+    out.push(("forward", hairpin(v4, PortMapSet::Hairpin4, 16, 4, 1)));
+    out.push(("forward", hairpin(v6, PortMapSet::Hairpin6, 24, 16, 4)));
+    out.push(("postrouting", marked));
     out.push(("postrouting", localhost));
     out.push(("localnet", martian));
     out
