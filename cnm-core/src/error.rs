@@ -12,6 +12,7 @@ use crate::ipam::{AllocError, IpamConfigError};
 use crate::netlink::NetlinkError;
 use crate::netns::NetnsError;
 use crate::plugins::ipam::IpamPluginError;
+use crate::portmap::PortMapError;
 use crate::store::StoreError;
 
 /// Any failure of a cnm operation.
@@ -44,6 +45,9 @@ pub enum Error {
     /// cnm's nftables table.
     #[error("firewall: {0}")]
     Firewall(#[from] FirewallError),
+    /// Published ports.
+    #[error("port mapping: {0}")]
+    PortMap(#[from] PortMapError),
     /// This plugin does not do that (yet).
     #[error("{plugin}: {what} is not implemented")]
     NotImplemented {
@@ -109,6 +113,7 @@ impl Error {
                 | StoreError::SchemaTooNew { .. }
                 | StoreError::Corrupt { .. } => ErrorCode::Io,
                 StoreError::NetworkConflict { .. } => ErrorCode::InvalidConfig,
+                StoreError::ElementTaken { .. } => ErrorCode::PortInUse,
                 StoreError::Alloc { source, .. } => match source {
                     // Not 11: an exhausted pool does not clear up by itself, and a runtime that
                     // retries blindly would hide a pool that is too small. Its own code lets
@@ -155,6 +160,10 @@ impl Error {
                 ) => ErrorCode::Io,
                 // A bridge name comes from the network configuration.
                 FirewallError::InvalidName { .. } => ErrorCode::InvalidConfig,
+            },
+            Error::PortMap(e) => match e {
+                PortMapError::Sysctl { .. } => ErrorCode::Io,
+                PortMapError::Missing(_) => ErrorCode::CheckFailed,
             },
             Error::NotImplemented { .. } => ErrorCode::NotImplemented,
         }

@@ -11,6 +11,7 @@ pub mod log;
 pub mod netlink;
 pub mod netns;
 pub mod plugins;
+pub mod portmap;
 pub mod rollback;
 pub mod store;
 

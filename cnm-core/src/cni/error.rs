@@ -35,6 +35,10 @@ pub enum ErrorCode {
     AddressUnavailable,
     /// 103: CHECK found the attachment different from what ADD made.
     CheckFailed,
+    /// 104: a requested host port (address, protocol, port) is already published by another
+    /// container. Not 7: the configuration is valid and the conflict is the host's state, like
+    /// an exhausted pool (102); not 11: it does not clear up by waiting.
+    PortInUse,
     /// A code returned by a delegated plugin, passed through unchanged.
     Other(u32),
 }
@@ -57,6 +61,7 @@ impl ErrorCode {
             ErrorCode::NotImplemented => 101,
             ErrorCode::AddressUnavailable => 102,
             ErrorCode::CheckFailed => 103,
+            ErrorCode::PortInUse => 104,
             ErrorCode::Other(n) => n,
         }
     }
@@ -78,6 +83,7 @@ impl ErrorCode {
             ErrorCode::NotImplemented,
             ErrorCode::AddressUnavailable,
             ErrorCode::CheckFailed,
+            ErrorCode::PortInUse,
         ]
         .into_iter()
         .find(|c| c.as_u32() == n)
@@ -140,7 +146,9 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for n in [1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 100, 101, 102, 103, 999] {
+        for n in [
+            1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 100, 101, 102, 103, 104, 999,
+        ] {
             assert_eq!(ErrorCode::from_u32(n).as_u32(), n);
         }
         assert_eq!(ErrorCode::from_u32(999), ErrorCode::Other(999));

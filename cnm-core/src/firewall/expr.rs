@@ -28,10 +28,14 @@ const NFTA_VERDICT_CODE: u16 = 1;
 /// What `meta` loads (`enum nft_meta_keys`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum MetaKey {
+    /// The packet mark (host-endian u32).
+    Mark = 3,
     IifName = 6,
     OifName = 7,
     /// The netfilter family of the packet (`NFPROTO_IPV4`, `NFPROTO_IPV6`) in an `inet` table.
     NfProto = 15,
+    /// The transport protocol number (`meta l4proto`), one byte.
+    L4Proto = 16,
 }
 
 /// Comparison of `cmp` (`enum nft_cmp_ops`).
@@ -52,6 +56,8 @@ pub(super) enum Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Base {
     Network = 1,
+    /// The transport header (`th`).
+    Transport = 2,
 }
 
 /// One expression of a rule.
@@ -85,6 +91,18 @@ pub(super) enum Expr<'a> {
         sreg: u32,
         invert: bool,
     },
+    /// Set packet metadata from `sreg`.
+    MetaSet { key: MetaKey, sreg: u32 },
+    /// Look the key in `sreg` up in the named map; on a hit its data goes to `dreg`, on a miss
+    /// the rule ends.
+    MapLookup { map: &'a str, sreg: u32, dreg: u32 },
+    /// `fib daddr type`: the route type (`RTN_LOCAL`, ...) of the destination address, as a
+    /// host-endian u32 in `dreg`.
+    FibDaddrType { dreg: u32 },
+    /// `ct status` (host-endian u32 of `IPS_*` bits) into `dreg`.
+    CtStatus { dreg: u32 },
+    /// Destination NAT of the given family to the address in `addr` and the port in `port`.
+    Dnat { family: u8, addr: u32, port: u32 },
     /// Source NAT to the address of the outgoing interface.
     Masquerade,
     /// End the rule with a verdict.
@@ -95,11 +113,14 @@ impl Expr<'_> {
     /// The kernel's name of the expression type.
     fn name(&self) -> &'static str {
         match self {
-            Expr::Meta { .. } => "meta",
+            Expr::Meta { .. } | Expr::MetaSet { .. } => "meta",
             Expr::Payload { .. } => "payload",
             Expr::Cmp { .. } => "cmp",
             Expr::Bitwise { .. } => "bitwise",
-            Expr::Lookup { .. } => "lookup",
+            Expr::Lookup { .. } | Expr::MapLookup { .. } => "lookup",
+            Expr::FibDaddrType { .. } => "fib",
+            Expr::CtStatus { .. } => "ct",
+            Expr::Dnat { .. } => "nat",
             Expr::Masquerade => "masq",
             Expr::Verdict(_) => "immediate",
         }
@@ -154,6 +175,32 @@ impl Expr<'_> {
                 if invert {
                     a.u32(5, 1);
                 }
+            }
+            // NFTA_META_KEY = 2, NFTA_META_SREG = 3
+            Expr::MetaSet { key, sreg } => {
+                a.u32(2, key as u32).u32(3, sreg);
+            }
+            // NFTA_LOOKUP_SET = 1, _SREG = 2, _DREG = 3
+            Expr::MapLookup { map, sreg, dreg } => {
+                a.str(1, map).u32(2, sreg).u32(3, dreg);
+            }
+            // NFTA_FIB_DREG = 1, _RESULT = 2 (NFT_FIB_RESULT_ADDRTYPE = 3), _FLAGS = 3
+            // (NFTA_FIB_F_DADDR = 2)
+            Expr::FibDaddrType { dreg } => {
+                a.u32(1, dreg).u32(2, 3).u32(3, 2);
+            }
+            // NFTA_CT_DREG = 1, _KEY = 2 (NFT_CT_STATUS = 2)
+            Expr::CtStatus { dreg } => {
+                a.u32(1, dreg).u32(2, 2);
+            }
+            // NFTA_NAT_TYPE = 1 (NFT_NAT_DNAT = 1), _FAMILY = 2, _REG_ADDR_MIN = 3,
+            // _REG_PROTO_MIN = 5, _FLAGS = 7 (NF_NAT_RANGE_MAP_IPS | _PROTO_SPECIFIED)
+            Expr::Dnat { family, addr, port } => {
+                a.u32(1, 1)
+                    .u32(2, u32::from(family))
+                    .u32(3, addr)
+                    .u32(5, port)
+                    .u32(7, 3);
             }
             Expr::Masquerade => {}
             // NFTA_IMMEDIATE_DREG = 1, _DATA = 2

@@ -15,13 +15,23 @@
 //! │     iifname @internal drop
 //! │     oifname @internal drop
 //! │     iifname @bridges oifname @bridges iifname . oifname != @same_bridge drop
+//! │     ct status dnat ip daddr . iifname @pmhp4 meta mark set mark | 0x2000      (and v6)
 //! │
-//! │   reserved for port mapping (not created yet):
-//! ├── map  pm4 / pm6     ip[6] daddr . inet_proto . inet_service : verdict (goto to a per-mapping
-//! │                      dnat chain) — one element per published port
+//! │   port mapping (portmap.rs; elements owned per endpoint in the store):
+//! ├── map pm4     ip daddr . inet_proto . inet_service : ipv4_addr . inet_service  (hostIP given)
+//! ├── map pm6     ip6 daddr . inet_proto . inet_service : ipv6_addr . inet_service
+//! ├── map pm4any  inet_proto . inet_service : ipv4_addr . inet_service        (every local address)
+//! ├── map pm6any  inet_proto . inet_service : ipv6_addr . inet_service
+//! ├── set pmhp4 / pmhp6   ip[6] daddr . ifname    a container with published ports . its bridge
 //! ├── chain prerouting   type nat hook prerouting priority -100
-//! │     fib daddr type local ip daddr . meta l4proto . th dport vmap @pm4   (and v6)
-//! └── chain output       type nat hook output priority -100   (same, for locally sent packets)
+//! │     dnat ip to ip daddr . meta l4proto . th dport map @pm4
+//! │     fib daddr type local dnat ip to meta l4proto . th dport map @pm4any   (and v6)
+//! ├── chain output       type nat hook output priority -100     (same rules: from the host)
+//! ├── chain localnet     type filter hook prerouting priority -300
+//! │     ip daddr 127.0.0.0/8 iifname != "lo" drop                (CVE-2020-8558)
+//! └── postrouting, after the rules above:
+//!       meta mark & 0x2000 != 0 masquerade                         (hairpin, marked in forward)
+//!       ct status dnat ip saddr 127.0.0.0/8 masquerade             (from the host's localhost)
 //! ```
 //!
 //! Rules never change once the table exists: networks come and go as set elements, so adding or
@@ -35,8 +45,10 @@
 //! why `ensure_table` looks before it builds.
 
 mod attrs;
+mod conntrack;
 mod expr;
 mod netlink;
+mod portmap;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -53,6 +65,7 @@ use netlink::{Batch, MsgType};
 use table::{FAMILY_INET, TABLE};
 
 pub use netlink::Nft;
+pub use portmap::{PortMapElement, PortMapKey, PortMapSet};
 
 /// Errors of the firewall; each says what was being done.
 #[derive(Debug, thiserror::Error)]

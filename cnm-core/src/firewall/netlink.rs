@@ -298,6 +298,18 @@ impl Nft {
         what: &str,
         attrs: &Attrs,
     ) -> Result<Vec<Vec<u8>>, FirewallError> {
+        self.request_raw(nft_type(ty), family, dump, what, attrs)
+    }
+
+    /// [`Nft::request`] for any nfnetlink subsystem: `ty` is `subsystem << 8 | message`.
+    pub(super) fn request_raw(
+        &mut self,
+        ty: u16,
+        family: u8,
+        dump: bool,
+        what: &str,
+        attrs: &Attrs,
+    ) -> Result<Vec<Vec<u8>>, FirewallError> {
         let seq = self.next_seq();
         let mut buf = Vec::with_capacity(64 + attrs.as_bytes().len());
         let kind = if dump {
@@ -306,7 +318,7 @@ impl Nft {
             libc::NLM_F_ACK
         };
         let flags = (libc::NLM_F_REQUEST | kind) as u16;
-        let at = put_header(&mut buf, nft_type(ty), flags, seq, family, 0);
+        let at = put_header(&mut buf, ty, flags, seq, family, 0);
         buf.extend_from_slice(attrs.as_bytes());
         finish(&mut buf, at);
         let io_err = |source| FirewallError::Io {

@@ -144,6 +144,7 @@ pub(super) fn create_table_batch() -> Batch {
             a,
         );
     }
+    super::portmap::push_table(&mut b, Set::ALL.len() as u32 + 1);
     b
 }
 

@@ -25,6 +25,7 @@ macro_rules! require_root {
 
 // After the macro: textual scope.
 mod measure;
+mod portmap;
 mod traffic;
 
 /// A throwaway named namespace `cnmt-fw-<pid>-<n>`, removed on drop.
@@ -102,11 +103,21 @@ fn assert_one_copy(ns: &OwnedNetns) {
     sets.sort();
     assert_eq!(
         sets,
-        ["bridges", "internal", "masq4", "masq6", "same_bridge"]
+        [
+            "bridges",
+            "internal",
+            "masq4",
+            "masq6",
+            "pmhp4",
+            "pmhp6",
+            "same_bridge"
+        ]
     );
-    assert_eq!(objects(&v, "chain").len(), 2);
-    assert_eq!(rules_of(&v, "postrouting").len(), 2, "{v:#}");
-    assert_eq!(rules_of(&v, "forward").len(), 3, "{v:#}");
+    assert_eq!(objects(&v, "map").len(), 4);
+    assert_eq!(objects(&v, "chain").len(), 5);
+    assert_eq!(rules_of(&v, "postrouting").len(), 4, "{v:#}");
+    assert_eq!(rules_of(&v, "prerouting").len(), 4, "{v:#}");
+    assert_eq!(rules_of(&v, "forward").len(), 5, "{v:#}");
 }
 
 fn net(s: &str) -> IpNet {

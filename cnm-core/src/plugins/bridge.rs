@@ -33,6 +33,7 @@ use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::{IpamPlan, RangeSetPlan};
 use crate::netlink::Handle;
 use crate::plugins::ipam::{ip_config, requested};
+use crate::portmap;
 use crate::rollback::Rollback;
 use crate::store::{EndpointKey, EndpointRecord, EndpointState, NetworkRecord, SqliteStore, Store};
 
@@ -308,6 +309,9 @@ impl Plugin for BridgePlugin {
             Ipam::None => (Vec::new(), Vec::new(), Dns::default()),
         };
         let routes = container_routes(&p.plan, &ips, ipam_routes);
+        // Port mapping (runtimeConfig.portMappings): validated here, published after attach.
+        let bridge_name = Some(p.plan.bridge.as_str());
+        let ports = portmap::plan(&call.conf.runtime_config.port_mappings, &ips, bridge_name)?;
 
         let bridge: BridgeInfo = driver::ensure_bridge(
             &mut host.borrow_mut(),
@@ -336,6 +340,11 @@ impl Plugin for BridgePlugin {
             routes: &routes,
         };
         driver::attach(&mut host.borrow_mut(), &bridge, &p.plan, &spec, at.netns)?;
+        portmap::publish(&mut *store.borrow_mut(), &key, &ports)?;
+        let published = ports.clone();
+        undo.push("withdraw published ports", move || {
+            portmap::withdraw(&published).map_err(|e| e.to_string())
+        });
 
         let mac_str = |m: Option<[u8; 6]>| m.map(driver::format_mac);
         let result = CniResult {
@@ -415,6 +424,9 @@ impl Plugin for BridgePlugin {
         };
         let spec = recorded.spec(&at.target.ifname);
         driver::verify(&mut host, &bridge, &spec, at.netns)?;
+        let mappings = &call.conf.runtime_config.port_mappings;
+        let ports = portmap::plan(mappings, &recorded.result.ips, Some(p.plan.bridge.as_str()))?;
+        portmap::verify(&store, &key, &ports)?;
         if let Ipam::Delegated(plugin) = &p.ipam {
             call.delegation(Some(at.target), Some(at.netns.path()))
                 .check(plugin, call.stdin)?;
@@ -435,6 +447,7 @@ impl Plugin for BridgePlugin {
             .map(|r| r.host_veth.clone())
             .unwrap_or_else(|| driver::host_veth_name(&key));
         let mut host = Handle::new().map_err(BridgeError::from)?;
+        portmap::unpublish_endpoint(&store, &key)?;
         // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
         driver::detach(&mut host, &host_veth)?;
         if let Ipam::Delegated(plugin) = &p.ipam {
@@ -477,6 +490,7 @@ impl Plugin for BridgePlugin {
                 .as_ref()
                 .map(|r| r.host_veth.clone())
                 .unwrap_or_else(|| driver::host_veth_name(k));
+            portmap::unpublish(&rec)?;
             driver::detach(&mut host, &veth)?;
             store.release_endpoint(k)?;
             last = recorded.or(last);

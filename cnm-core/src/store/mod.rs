@@ -70,6 +70,12 @@ pub enum StoreError {
         #[source]
         source: AllocError,
     },
+    /// A firewall element (a published port) is owned by another endpoint.
+    #[error("{} {} is already taken by endpoint {owner}", element.kind, element.key)]
+    ElementTaken {
+        element: FirewallElement,
+        owner: String,
+    },
     /// The endpoint to update is not in the store (a DEL ran in between).
     #[error("endpoint {0} is not in the store; it was deleted while being created")]
     EndpointMissing(EndpointKey),
@@ -172,7 +178,8 @@ pub trait Store {
     ) -> StoreResult<Reservation>;
     /// Marks the endpoint created and stores the driver's `data`.
     fn commit_endpoint(&mut self, key: &EndpointKey, data: &Value) -> StoreResult<()>;
-    /// Records firewall elements as owned by the endpoint.
+    /// Records firewall elements as owned by the endpoint; one owned by another endpoint fails
+    /// the whole call with [`StoreError::ElementTaken`], one it owns already is kept.
     fn add_firewall_elements(
         &mut self,
         key: &EndpointKey,

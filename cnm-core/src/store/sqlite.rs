@@ -343,6 +343,28 @@ impl Store for SqliteStore {
             return Err(StoreError::EndpointMissing(key.clone()));
         }
         for e in elements {
+            // One owner per element: another endpoint's is a conflict, this one's a repeat.
+            let owner: Option<(String, String, String)> = tx
+                .query_row(
+                    "SELECT network, container_id, ifname FROM firewall_elements
+                     WHERE kind = ?1 AND key = ?2",
+                    params![e.kind, e.key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(sql("looking up a firewall element's owner"))?;
+            if let Some((network, container_id, ifname)) = owner {
+                let same = network == key.network.as_str()
+                    && container_id == key.container_id.as_str()
+                    && ifname == key.ifname.as_str();
+                if same {
+                    continue;
+                }
+                return Err(StoreError::ElementTaken {
+                    element: e.clone(),
+                    owner: format!("{network}/{container_id}/{ifname}"),
+                });
+            }
             tx.execute(
                 "INSERT INTO firewall_elements (network, container_id, ifname, kind, key)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
