@@ -41,22 +41,48 @@ pub fn link_names(ns: &Netns) -> io::Result<Vec<String>> {
         .collect())
 }
 
-/// Whether one `ping -c1 -W1 ADDR` from inside `from` gets an answer.
+/// Whether `addr` answers from inside `from`: up to three `ping -c1 -W1`, stopping at the first
+/// reply. A veth that was just brought up drops what it sends until the kernel's link watcher
+/// activates it (up to a second on a loaded machine), so one request is not enough.
 pub fn ping(from: &Netns, addr: IpAddr) -> bool {
-    command_in(from, "ping")
-        .and_then(|mut c| {
-            c.args(["-c1", "-W1", "-n", &addr.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-        })
-        .is_ok_and(|s| s.success())
+    (0..3).any(|_| {
+        command_in(from, "ping")
+            .and_then(|mut c| {
+                c.args(["-c1", "-W1", "-n", &addr.to_string()])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+            })
+            .is_ok_and(|s| s.success())
+    })
 }
 
 /// Listens on `listen` inside `server_ns`, connects to `connect_to` from inside `client_ns`,
 /// exchanges a line each way and returns the client address the listener saw.
+///
+/// Connections made back to back through the same NAT can meet a 4-tuple that an earlier one
+/// still holds in TIME_WAIT (EADDRINUSE); that is the test's artefact, not the network's, so
+/// it is retried twice.
 pub fn tcp_roundtrip(
+    server_ns: &Netns,
+    listen: SocketAddr,
+    client_ns: &Netns,
+    connect_to: SocketAddr,
+) -> io::Result<SocketAddr> {
+    let mut tries = 0;
+    loop {
+        match tcp_once(server_ns, listen, client_ns, connect_to) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && tries < 2 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn tcp_once(
     server_ns: &Netns,
     listen: SocketAddr,
     client_ns: &Netns,
