@@ -211,6 +211,24 @@ fn firewall_rules(plan: &BridgePlan, subnets: Vec<IpNet>) -> NetworkRules<'_> {
 /// bridge that cnm made for it. The subnets come from the network's record, which outlives
 /// its endpoints (a DEL killed after releasing the last endpoint is repaired by the next DEL),
 /// and from the last endpoint's result (`last`).
+/// Runs `a` here and `b` on a scoped thread at the same time; both run to the end, and the
+/// first error (of `a`, then `b`) is returned. Deleting a link and removing nftables elements
+/// each wait for an RCU grace period in the kernel (~16-20 ms here): side by side, DEL pays it
+/// once instead of twice. The thread starts in this thread's namespace (the host's).
+fn concurrently(
+    a: impl FnOnce() -> Result<()>,
+    b: impl FnOnce() -> Result<()> + Send,
+) -> Result<()> {
+    std::thread::scope(|s| {
+        let other = s.spawn(b);
+        let first = a();
+        let second = other
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        first.and(second)
+    })
+}
+
 fn teardown_if_unused(
     store: &SqliteStore,
     host: &mut Handle,
@@ -233,9 +251,14 @@ fn teardown_if_unused(
             }
         }
     }
-    Nft::new()?.remove_network(&firewall_rules(plan, subnets))?;
-    driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
-    Ok(())
+    let rules = firewall_rules(plan, subnets);
+    concurrently(
+        || Ok(Nft::new()?.remove_network(&rules)?),
+        || {
+            driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
+            Ok(())
+        },
+    )
 }
 
 impl Plugin for BridgePlugin {
@@ -438,18 +461,19 @@ impl Plugin for BridgePlugin {
         let p = prepare(call)?;
         let key = key(call, at.target);
         let mut store = SqliteStore::open(&p.store_dir)?;
-        let recorded = store
-            .endpoint(&key)?
-            .as_ref()
-            .and_then(Recorded::from_record);
+        let rec = store.endpoint(&key)?;
+        let recorded = rec.as_ref().and_then(Recorded::from_record);
         let host_veth = recorded
             .as_ref()
             .map(|r| r.host_veth.clone())
             .unwrap_or_else(|| driver::host_veth_name(&key));
         let mut host = Handle::new().map_err(BridgeError::from)?;
-        portmap::unpublish_endpoint(&store, &key)?;
-        // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
-        driver::detach(&mut host, &host_veth)?;
+        // Deleting the host end deletes the container end too, netns or not (SPEC §DEL); the
+        // port mappings go at the same time.
+        concurrently(
+            || rec.as_ref().map_or(Ok(()), portmap::unpublish),
+            || Ok(driver::detach(&mut host, &host_veth)?),
+        )?;
         if let Ipam::Delegated(plugin) = &p.ipam {
             call.delegation(Some(at.target), at.netns_path)
                 .del(plugin, call.stdin)?;

@@ -1,0 +1,241 @@
+//! The full chain with one published port per container: cnm-bridge + cnm-ipam (port mapping
+//! native) against the reference bridge + host-local + portmap, in one run; then one container
+//! with 1,000 published ports. Run as root after a release build of the plugins:
+//!
+//! ```sh
+//! cargo build --release --bins && cargo bench -p conformance --bench portmap
+//! CNM_BENCH_N=50,500 cargo bench -p conformance --bench portmap
+//! ```
+//!
+//! Plugins are spawned as a runtime spawns them: plainly, from a thread inside the throwaway host
+//! namespace; a list runs in order on ADD (each given the previous result as `prevResult`) and in
+//! reverse on DEL (given the ADD's result), as libcni does. Times are per container, whole list.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use conformance::{cnm_plugin_dir, unique_ifname, Container, Host};
+use serde_json::{json, Value};
+
+const REF_DIR: &str = "/usr/lib/cni";
+
+struct Side {
+    name: &'static str,
+    /// The plugin objects of the list, given the host and the bridge name.
+    plugins: fn(&Host, &str) -> Vec<Value>,
+}
+
+fn sides() -> [Side; 2] {
+    [
+        Side {
+            name: "cnm-bridge + cnm-ipam, native port mapping",
+            plugins: |host, bridge| {
+                vec![
+                    json!({"type": "cnm-bridge", "bridge": bridge, "isGateway": true,
+                    "isDefaultGateway": true, "ipMasq": true,
+                    "capabilities": {"portMappings": true},
+                    "ipam": {"type": "cnm-ipam", "subnet": "10.200.0.0/16",
+                             "dataDir": host.state_dir().join("cnm")}}),
+                ]
+            },
+        },
+        Side {
+            name: "reference bridge + host-local + portmap",
+            plugins: |host, bridge| {
+                vec![
+                    json!({"type": "bridge", "bridge": bridge, "isGateway": true,
+                        "isDefaultGateway": true, "ipMasq": true,
+                        "ipam": {"type": "host-local", "subnet": "10.200.0.0/16",
+                                 "dataDir": host.state_dir().join("host-local")}}),
+                    json!({"type": "portmap", "capabilities": {"portMappings": true}}),
+                ]
+            },
+        },
+    ]
+}
+
+/// Runs plugin lists from the calling thread (which must be inside the host namespace).
+struct Runner {
+    path: String,
+    dirs: Vec<PathBuf>,
+}
+
+impl Runner {
+    fn exec(&self, plugin: &str, env: &[(&str, &str)], stdin: &[u8]) -> Value {
+        let exe = self
+            .dirs
+            .iter()
+            .map(|d| d.join(plugin))
+            .find(|p| p.is_file())
+            .unwrap();
+        let mut child = Command::new(&exe)
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .envs(env.iter().copied())
+            .env("CNI_PATH", &self.path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{plugin} {env:?}: {text}");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// ADD through the list, or DEL in reverse with `added` as prevResult; returns the result.
+    fn list(
+        &self,
+        cmd: &str,
+        plugins: &[Value],
+        c: &Container,
+        ports: &Value,
+        added: &Value,
+    ) -> Value {
+        let env = [
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", c.id()),
+            ("CNI_NETNS", c.path().to_str().unwrap()),
+            ("CNI_IFNAME", "eth0"),
+        ];
+        let order: Vec<&Value> = if cmd == "DEL" {
+            plugins.iter().rev().collect()
+        } else {
+            plugins.iter().collect()
+        };
+        let mut prev = if cmd == "DEL" {
+            added.clone()
+        } else {
+            Value::Null
+        };
+        for (i, p) in order.iter().enumerate() {
+            let mut conf = (*p).clone();
+            conf["cniVersion"] = json!("1.0.0");
+            conf["name"] = json!("bench");
+            if p["capabilities"]["portMappings"] == json!(true) {
+                conf["runtimeConfig"] = json!({"portMappings": ports});
+            }
+            if !prev.is_null() && (cmd == "DEL" || i > 0) {
+                conf["prevResult"] = prev.clone();
+            }
+            let out = self.exec(
+                p["type"].as_str().unwrap(),
+                &env,
+                &serde_json::to_vec(&conf).unwrap(),
+            );
+            if cmd == "ADD" {
+                prev = out;
+            }
+        }
+        prev
+    }
+}
+
+struct Samples {
+    add: Vec<Duration>,
+    del: Vec<Duration>,
+}
+
+fn run(side: &Side, n: usize, ports_per_container: usize) -> Samples {
+    let host = Host::new("pmb").expect("host namespace");
+    let plugins = (side.plugins)(&host, &unique_ifname("pb"));
+    let containers: Vec<Container> = (0..n)
+        .map(|i| Container::new(&format!("p{i}")).expect("container namespace"))
+        .collect();
+    let runner = Runner {
+        path: format!("{}:{REF_DIR}", cnm_plugin_dir().display()),
+        dirs: vec![cnm_plugin_dir(), PathBuf::from(REF_DIR)],
+    };
+    let ports = |i: usize| -> Value {
+        (0..ports_per_container)
+            .map(|k| json!({"hostPort": 10000 + i * ports_per_container + k, "containerPort": 80 + k, "protocol": "tcp"}))
+            .collect()
+    };
+    host.netns()
+        .run(|| {
+            let mut added = Vec::new();
+            let mut add = Vec::new();
+            for (i, c) in containers.iter().enumerate() {
+                let t = Instant::now();
+                added.push(runner.list("ADD", &plugins, c, &ports(i), &Value::Null));
+                add.push(t.elapsed());
+            }
+            let mut del = Vec::new();
+            for (i, c) in containers.iter().enumerate() {
+                let t = Instant::now();
+                runner.list("DEL", &plugins, c, &ports(i), &added[i]);
+                del.push(t.elapsed());
+            }
+            Samples { add, del }
+        })
+        .expect("enter the host namespace")
+}
+
+fn pct(v: &[Duration], p: f64) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the portmap bench needs root (it creates network namespaces)");
+        return;
+    }
+    for p in ["cnm-bridge", "cnm-ipam"] {
+        if !cnm_plugin_dir().join(p).is_file() {
+            eprintln!("skipped: {p} not built (cargo build --release --bins)");
+            return;
+        }
+    }
+    let ns: Vec<usize> = std::env::var("CNM_BENCH_N")
+        .unwrap_or_else(|_| "50,500".into())
+        .split(',')
+        .filter_map(|x| x.trim().parse().ok())
+        .collect();
+    for n in ns {
+        let k = (n / 10).clamp(1, 50);
+        println!("\nN = {n} containers, one published port each (first/last {k})");
+        println!("| side | ADD median | ADD p90 | first {k} | last {k} | DEL median | DEL p90 |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+        let results: Vec<Samples> = sides().iter().map(|s| run(s, n, 1)).collect();
+        for (side, r) in sides().iter().zip(&results) {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                side.name,
+                ms(pct(&r.add, 0.5)),
+                ms(pct(&r.add, 0.9)),
+                ms(pct(&r.add[..k], 0.5)),
+                ms(pct(&r.add[n - k..], 0.5)),
+                ms(pct(&r.del, 0.5)),
+                ms(pct(&r.del, 0.9)),
+            );
+        }
+        let ratio = |f: fn(&Samples) -> &Vec<Duration>| {
+            pct(f(&results[1]), 0.5).as_secs_f64() / pct(f(&results[0]), 0.5).as_secs_f64()
+        };
+        println!(
+            "ADD: reference / cnm = {:.1}x; DEL: reference / cnm = {:.1}x; cnm ADD last/first = {:.2}",
+            ratio(|s| &s.add),
+            ratio(|s| &s.del),
+            pct(&results[0].add[n - k..], 0.5).as_secs_f64() / pct(&results[0].add[..k], 0.5).as_secs_f64()
+        );
+    }
+    let big = run(&sides()[0], 1, 1000);
+    println!(
+        "\none container with 1,000 published ports (cnm-bridge): ADD {}, DEL {}",
+        ms(big.add[0]),
+        ms(big.del[0])
+    );
+}
