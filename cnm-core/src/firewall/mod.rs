@@ -40,9 +40,11 @@
 //!
 //! Measured here (kernel 6.18, medians, `tests/measure.rs`): `add_network` and `remove_network`
 //! 25–50 µs (about 60 µs with 1000 other networks in the sets); `ensure_table` 6 µs when the table
-//! exists, 0.3 ms to create it. Deleting elements or the table does not wait for an RCU grace
-//! period; a batch the kernel *refuses* does (~16 ms while it frees what it had built), which is
-//! why `ensure_table` looks before it builds.
+//! exists, 0.3 ms to create it. Deleting the network sets' elements or the table did not wait
+//! for an RCU grace period there; removing a container's port-map elements did (~20 ms in a DEL
+//! under strace), which is why DEL runs it beside the veth deletion. A batch the kernel
+//! *refuses* waits too (~16 ms while it frees what it had built), which is why `ensure_table`
+//! looks before it builds.
 
 mod attrs;
 mod conntrack;
