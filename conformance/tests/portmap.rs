@@ -293,3 +293,55 @@ fn bad_port_mappings_are_refused_with_code_7_naming_the_entry() {
         assert_eq!(s.host_links(), Vec::<String>::new(), "{maps}: nothing made");
     }
 }
+
+#[test]
+fn a_recreated_container_receives_the_same_udp_flow() {
+    let Some(s) = Setup::new("a_recreated_container_receives_the_same_udp_flow") else {
+        return;
+    };
+    let outside = conformance::net::outside(&s.host, HOST_OUT, CLIENT).unwrap();
+    let l = list(&s, Chain::Native, "10.81.0.0/24");
+    let maps = json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]);
+    let listen = SocketAddr::from(([0, 0, 0, 0], 53));
+    let to = SocketAddr::from((HOST_OUT, 5353));
+    // One client socket: every datagram has the same 5-tuple, so conntrack keeps one entry.
+    let client = outside
+        .run(|| UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], 40053))))
+        .unwrap()
+        .unwrap();
+    let receive = |c: &Container| -> io::Result<SocketAddr> {
+        let server = c
+            .run(|| UdpSocket::bind(listen))
+            .map_err(io::Error::other)??;
+        server.set_read_timeout(Some(Duration::from_millis(300)))?;
+        let mut buf = [0; 16];
+        // The flow is a stream of datagrams; a few tries cover a freshly brought-up link.
+        for _ in 0..5 {
+            client.send_to(b"ping", to)?;
+            if let Ok((_, from)) = server.recv_from(&mut buf) {
+                return Ok(from);
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no datagram arrived",
+        ))
+    };
+    let c1 = Container::new("u1").unwrap();
+    let r1 = add(&s, &l, &c1, maps.clone()).unwrap();
+    assert_eq!(receive(&c1).unwrap().ip(), IpAddr::from(CLIENT));
+    s.runtime
+        .del_network_list(&l, &rt(&c1, maps.clone()))
+        .unwrap();
+
+    let c2 = Container::new("u2").unwrap();
+    let r2 = add(&s, &l, &c2, maps.clone()).unwrap();
+    assert_ne!(
+        addr_of(&r1, true),
+        addr_of(&r2, true),
+        "the new container has a new address"
+    );
+    let seen = receive(&c2).expect("the same UDP flow reaches the re-created container");
+    assert_eq!(seen.ip(), IpAddr::from(CLIENT));
+    s.runtime.del_network_list(&l, &rt(&c2, maps)).unwrap();
+}
