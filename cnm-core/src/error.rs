@@ -7,6 +7,7 @@ use crate::cni::delegate::DelegateError;
 use crate::cni::env::EnvError;
 use crate::cni::error::{CniError, ErrorCode};
 use crate::driver::bridge::BridgeError;
+use crate::driver::null::NullError;
 use crate::firewall::FirewallError;
 use crate::ipam::{AllocError, IpamConfigError};
 use crate::netlink::NetlinkError;
@@ -41,6 +42,9 @@ pub enum Error {
     /// The bridge driver.
     #[error(transparent)]
     Bridge(#[from] BridgeError),
+    /// The null driver.
+    #[error(transparent)]
+    Null(#[from] NullError),
     /// cnm's nftables table.
     #[error("firewall: {0}")]
     Firewall(#[from] FirewallError),
@@ -133,6 +137,11 @@ impl Error {
                 BridgeError::Vanished { .. } => ErrorCode::TryAgainLater,
                 BridgeError::Sysctl { .. } => ErrorCode::Io,
                 BridgeError::Check(_) => ErrorCode::CheckFailed,
+            },
+            Error::Null(e) => match e {
+                NullError::Netlink(e) => netlink_code(e),
+                NullError::NoLink { .. } => ErrorCode::InvalidEnvironment,
+                NullError::Down { .. } => ErrorCode::CheckFailed,
             },
             Error::IpamPlugin(e) => match e {
                 IpamPluginError::NoIpamSection => ErrorCode::InvalidConfig,

@@ -2,3 +2,4 @@
 //! the same lifecycle: ensure the network, join an endpoint to a sandbox, leave, check.
 
 pub mod bridge;
+pub mod null;

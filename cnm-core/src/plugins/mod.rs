@@ -4,3 +4,4 @@
 pub mod bridge;
 pub mod host;
 pub mod ipam;
+pub mod null;
