@@ -7,6 +7,7 @@ use crate::cni::delegate::DelegateError;
 use crate::cni::env::EnvError;
 use crate::cni::error::{CniError, ErrorCode};
 use crate::driver::bridge::BridgeError;
+use crate::driver::macvlan::MacvlanError;
 use crate::driver::null::NullError;
 use crate::firewall::FirewallError;
 use crate::ipam::{AllocError, IpamConfigError};
@@ -45,6 +46,9 @@ pub enum Error {
     /// The null driver.
     #[error(transparent)]
     Null(#[from] NullError),
+    /// The macvlan driver.
+    #[error(transparent)]
+    Macvlan(#[from] MacvlanError),
     /// cnm's nftables table.
     #[error("firewall: {0}")]
     Firewall(#[from] FirewallError),
@@ -142,6 +146,14 @@ impl Error {
                 NullError::Netlink(e) => netlink_code(e),
                 NullError::NoLink { .. } => ErrorCode::InvalidEnvironment,
                 NullError::Down { .. } => ErrorCode::CheckFailed,
+            },
+            Error::Macvlan(e) => match e {
+                MacvlanError::Netlink(e) => netlink_code(e),
+                MacvlanError::NoMaster { .. }
+                | MacvlanError::NoDefaultRoute
+                | MacvlanError::MtuAboveMaster { .. }
+                | MacvlanError::MasterInUse { .. } => ErrorCode::InvalidConfig,
+                MacvlanError::Check(_) => ErrorCode::CheckFailed,
             },
             Error::IpamPlugin(e) => match e {
                 IpamPluginError::NoIpamSection => ErrorCode::InvalidConfig,

@@ -2,4 +2,6 @@
 //! the same lifecycle: ensure the network, join an endpoint to a sandbox, leave, check.
 
 pub mod bridge;
+pub mod l3;
+pub mod macvlan;
 pub mod null;
