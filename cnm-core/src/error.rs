@@ -7,6 +7,7 @@ use crate::cni::delegate::DelegateError;
 use crate::cni::env::EnvError;
 use crate::cni::error::{CniError, ErrorCode};
 use crate::driver::bridge::BridgeError;
+use crate::driver::host_device::HostDeviceError;
 use crate::driver::macvlan::MacvlanError;
 use crate::driver::null::NullError;
 use crate::firewall::FirewallError;
@@ -46,6 +47,9 @@ pub enum Error {
     /// The null driver.
     #[error(transparent)]
     Null(#[from] NullError),
+    /// The host-device driver.
+    #[error(transparent)]
+    HostDevice(#[from] HostDeviceError),
     /// The macvlan driver.
     #[error(transparent)]
     Macvlan(#[from] MacvlanError),
@@ -146,6 +150,15 @@ impl Error {
                 NullError::Netlink(e) => netlink_code(e),
                 NullError::NoLink { .. } => ErrorCode::InvalidEnvironment,
                 NullError::Down { .. } => ErrorCode::CheckFailed,
+            },
+            Error::HostDevice(e) => match e {
+                HostDeviceError::Netlink(e) => netlink_code(e),
+                HostDeviceError::NotFound { .. }
+                | HostDeviceError::Taken { .. }
+                | HostDeviceError::NamedTwice { .. }
+                | HostDeviceError::DefaultRoute { .. }
+                | HostDeviceError::Loopback { .. } => ErrorCode::InvalidConfig,
+                HostDeviceError::Check(_) => ErrorCode::CheckFailed,
             },
             Error::Macvlan(e) => match e {
                 MacvlanError::Netlink(e) => netlink_code(e),
