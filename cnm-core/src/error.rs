@@ -7,6 +7,9 @@ use crate::cni::delegate::DelegateError;
 use crate::cni::env::EnvError;
 use crate::cni::error::{CniError, ErrorCode};
 use crate::driver::bridge::BridgeError;
+use crate::driver::host_device::HostDeviceError;
+use crate::driver::macvlan::MacvlanError;
+use crate::driver::null::NullError;
 use crate::firewall::FirewallError;
 use crate::ipam::{AllocError, IpamConfigError};
 use crate::netlink::NetlinkError;
@@ -42,6 +45,15 @@ pub enum Error {
     /// The bridge driver.
     #[error(transparent)]
     Bridge(#[from] BridgeError),
+    /// The null driver.
+    #[error(transparent)]
+    Null(#[from] NullError),
+    /// The host-device driver.
+    #[error(transparent)]
+    HostDevice(#[from] HostDeviceError),
+    /// The macvlan driver.
+    #[error(transparent)]
+    Macvlan(#[from] MacvlanError),
     /// cnm's nftables table.
     #[error("firewall: {0}")]
     Firewall(#[from] FirewallError),
@@ -138,6 +150,28 @@ impl Error {
                 BridgeError::Vanished { .. } => ErrorCode::TryAgainLater,
                 BridgeError::Sysctl { .. } => ErrorCode::Io,
                 BridgeError::Check(_) => ErrorCode::CheckFailed,
+            },
+            Error::Null(e) => match e {
+                NullError::Netlink(e) => netlink_code(e),
+                NullError::NoLink { .. } => ErrorCode::InvalidEnvironment,
+                NullError::Down { .. } => ErrorCode::CheckFailed,
+            },
+            Error::HostDevice(e) => match e {
+                HostDeviceError::Netlink(e) => netlink_code(e),
+                HostDeviceError::NotFound { .. }
+                | HostDeviceError::Taken { .. }
+                | HostDeviceError::NamedTwice { .. }
+                | HostDeviceError::DefaultRoute { .. }
+                | HostDeviceError::Loopback { .. } => ErrorCode::InvalidConfig,
+                HostDeviceError::Check(_) => ErrorCode::CheckFailed,
+            },
+            Error::Macvlan(e) => match e {
+                MacvlanError::Netlink(e) => netlink_code(e),
+                MacvlanError::NoMaster { .. }
+                | MacvlanError::NoDefaultRoute
+                | MacvlanError::MtuAboveMaster { .. }
+                | MacvlanError::MasterInUse { .. } => ErrorCode::InvalidConfig,
+                MacvlanError::Check(_) => ErrorCode::CheckFailed,
             },
             Error::IpamPlugin(e) => match e {
                 IpamPluginError::NoIpamSection => ErrorCode::InvalidConfig,

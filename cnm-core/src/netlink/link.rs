@@ -4,8 +4,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    LinkProtoInfoBridge,
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    LinkProtoInfoBridge, MacVlanMode,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -80,6 +80,47 @@ pub struct VethSpec<'a> {
     /// The peer cannot be brought up this way: the kernel configures it before the two ends
     /// are linked, so `veth_open` refuses with ENOTCONN (`ip link add ... peer ... up` too).
     pub up: bool,
+}
+
+/// How a macvlan shares its master with its siblings (`ip link ... type macvlan mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacvlanMode {
+    /// Siblings talk to each other directly, inside the master.
+    Bridge,
+    /// Siblings cannot talk to each other at all.
+    Private,
+    /// Every frame leaves through the master; an external switch may hairpin it back.
+    Vepa,
+    /// The one macvlan of the master takes over the master's MAC address.
+    Passthru,
+}
+
+impl From<MacvlanMode> for MacVlanMode {
+    fn from(m: MacvlanMode) -> Self {
+        match m {
+            MacvlanMode::Bridge => MacVlanMode::Bridge,
+            MacvlanMode::Private => MacVlanMode::Private,
+            MacvlanMode::Vepa => MacVlanMode::Vepa,
+            MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        }
+    }
+}
+
+/// A macvlan to create in one message, possibly directly inside another namespace.
+#[derive(Debug, Clone)]
+pub struct MacvlanSpec<'a> {
+    /// Name, unique within `netns`.
+    pub name: &'a str,
+    /// Index of the master link in this handle's namespace.
+    pub master: u32,
+    /// Mode.
+    pub mode: MacvlanMode,
+    /// Namespace the macvlan is created in (`IFLA_NET_NS_FD`); this handle's when `None`.
+    pub netns: Option<&'a Netns>,
+    /// MTU; the master's when `None`.
+    pub mtu: Option<u32>,
+    /// Hardware address; random when `None` (passthru: the master's).
+    pub mac: Option<[u8; 6]>,
 }
 
 const LINK_ADD: Op = Op {
@@ -232,6 +273,41 @@ impl Handle {
         )
     }
 
+    /// Creates a macvlan on `master` in one message, directly inside its namespace.
+    pub fn create_macvlan(&mut self, spec: &MacvlanSpec<'_>) -> Result<()> {
+        let mut msg = link_message(0);
+        msg.attributes
+            .push(LinkAttribute::IfName(spec.name.to_owned()));
+        msg.attributes.push(LinkAttribute::Link(spec.master));
+        if let Some(mtu) = spec.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = spec.mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(ns) = spec.netns {
+            // The descriptor is only read by the kernel while this call holds `spec`.
+            msg.attributes
+                .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::MacVlan),
+            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(spec.mode.into())])),
+        ]));
+        self.ack(
+            LINK_ADD,
+            NLM_F_CREATE | NLM_F_EXCL,
+            RouteNetlinkMessage::NewLink(msg),
+            || {
+                let ns = spec
+                    .netns
+                    .map(|ns| format!(" in {}", ns.path().display()))
+                    .unwrap_or_default();
+                format!("macvlan {} on link {}{ns}", spec.name, spec.master)
+            },
+        )
+    }
+
     /// Changes one link with RTM_SETLINK; `edit` fills in what changes.
     fn set_link(
         &mut self,
@@ -302,6 +378,18 @@ impl Handle {
             .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
         self.ack(op("move"), 0, RouteNetlinkMessage::SetLink(msg), || {
             format!("link {index} to {}", ns.path().display())
+        })
+    }
+
+    /// Moves the link into namespace `ns` under the name `name`, in one message: the kernel
+    /// renames it as it enters `ns` (EEXIST, and the link stays here, when `ns` has that name).
+    pub fn move_to_netns_as(&mut self, index: u32, ns: &Netns, name: &str) -> Result<()> {
+        let mut msg = link_message(index);
+        msg.attributes
+            .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        self.ack(op("move"), 0, RouteNetlinkMessage::SetLink(msg), || {
+            format!("link {index} to {} as {name}", ns.path().display())
         })
     }
 

@@ -39,7 +39,7 @@ use nix::errno::Errno;
 use crate::netns::{Netns, NetnsError};
 
 pub use addr::{Addr, AddrSpec};
-pub use link::{BridgeSpec, Link, VethSpec};
+pub use link::{BridgeSpec, Link, MacvlanMode, MacvlanSpec, VethSpec};
 pub use route::{IpFamily, RouteInfo, RouteSpec, Scope, MAIN_TABLE};
 
 /// Failures of netlink requests; each says what was being done.

@@ -219,8 +219,10 @@ fn concurrently(
     a: impl FnOnce() -> Result<()>,
     b: impl FnOnce() -> Result<()> + Send,
 ) -> Result<()> {
+    // The call's span goes along, so the other thread's log lines name the container too.
+    let span = tracing::Span::current();
     std::thread::scope(|s| {
-        let other = s.spawn(b);
+        let other = s.spawn(move || span.in_scope(b));
         let first = a();
         let second = other
             .join()

@@ -2,5 +2,8 @@
 //! `plugins/` are one line around these.
 
 pub mod bridge;
+pub mod common;
 pub mod host;
 pub mod ipam;
+pub mod macvlan;
+pub mod null;

@@ -176,6 +176,10 @@ pub trait Store {
         sets: &[RangeSetPlan],
         requested: &[RequestedIp],
     ) -> StoreResult<Reservation>;
+    /// Stores the driver's `data` on an endpoint still being created: what DEL and GC need to
+    /// repair a crash in the middle of ADD (e.g. a host device's original name and addresses,
+    /// written before the device is moved).
+    fn note_endpoint(&mut self, key: &EndpointKey, data: &Value) -> StoreResult<()>;
     /// Marks the endpoint created and stores the driver's `data`.
     fn commit_endpoint(&mut self, key: &EndpointKey, data: &Value) -> StoreResult<()>;
     /// Records firewall elements as owned by the endpoint; one owned by another endpoint fails

@@ -311,6 +311,28 @@ impl Store for SqliteStore {
         })
     }
 
+    fn note_endpoint(&mut self, key: &EndpointKey, data: &Value) -> StoreResult<()> {
+        let tx = self.immediate("noting the endpoint's data")?;
+        let n = tx
+            .execute(
+                "UPDATE endpoints SET data = ?4
+                 WHERE network = ?1 AND container_id = ?2 AND ifname = ?3",
+                params![
+                    key.network.as_str(),
+                    key.container_id.as_str(),
+                    key.ifname.as_str(),
+                    data.to_string()
+                ],
+            )
+            .map_err(sql("noting the endpoint's data"))?;
+        if n == 0 {
+            return Err(StoreError::EndpointMissing(key.clone()));
+        }
+        tx.commit().map_err(sql("noting the endpoint's data"))?;
+        crate::fault::side_effect("note");
+        Ok(())
+    }
+
     fn commit_endpoint(&mut self, key: &EndpointKey, data: &Value) -> StoreResult<()> {
         let tx = self.immediate("committing the endpoint")?;
         let n = tx
