@@ -77,7 +77,14 @@ fn main() {
     }
     println!("N = {n} containers per side, each in its own namespace; times are spawn-to-exit of the plugin");
     let floor = bare_veth_delete(50);
-    let results: Vec<Samples> = sides.iter().map(|s| run(s, n, &cnm_dir)).collect();
+    let results: Vec<Samples> = sides
+        .iter()
+        .map(|s| {
+            let r = run(s, n, &cnm_dir);
+            settle(n);
+            r
+        })
+        .collect();
     report(&sides, &results, &floor, n);
 }
 
@@ -230,4 +237,10 @@ fn report(sides: &[Side], results: &[Samples], floor: &[Duration], n: usize) {
         "DEL: cnm / bare veth delete = {:.2}",
         percentile(&cnm.del, 0.5).as_secs_f64() / floor_median.as_secs_f64()
     );
+}
+
+/// The kernel destroys the namespaces a phase dropped in the background (RCU-heavy work on
+/// these 2 cores); measuring the next phase meanwhile would charge it that work.
+fn settle(namespaces: usize) {
+    std::thread::sleep(Duration::from_millis(3000 + 30 * namespaces as u64));
 }
