@@ -238,7 +238,7 @@ fn teardown_if_unused(
     plan: &BridgePlan,
     last: Option<&Recorded>,
 ) -> Result<()> {
-    if !store.endpoints(Some(&call.conf.name))?.is_empty() {
+    if store.network_in_use(&call.conf.name)? {
         return Ok(());
     }
     let mut subnets = last.map(|r| subnets_of(&r.result.ips)).unwrap_or_default();

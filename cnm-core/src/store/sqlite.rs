@@ -494,6 +494,16 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn network_in_use(&self, name: &NetworkName) -> StoreResult<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM endpoints WHERE network = ?1)",
+                [name.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(sql("looking for endpoints of the network"))
+    }
+
     fn remove_network_if_unused(&mut self, name: &NetworkName) -> StoreResult<bool> {
         let tx = self.immediate("removing the network")?;
         let used: bool = tx
