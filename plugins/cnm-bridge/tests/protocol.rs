@@ -17,6 +17,8 @@ struct Reply {
 fn exec(env: &[(&str, &str)], stdin: &[u8]) -> Reply {
     let mut child = Command::new(BIN)
         .env_clear()
+        // Tests leave no log file on the machine.
+        .env("CNM_LOG_FILE", "off")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

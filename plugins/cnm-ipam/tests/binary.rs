@@ -15,6 +15,8 @@ struct Reply {
 fn run(cmd: &str, id: &str, args: &str, conf: &Value) -> Reply {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cnm-ipam"))
         .env_clear()
+        // Tests leave no log file on the machine.
+        .env("CNM_LOG_FILE", "off")
         .env("CNI_COMMAND", cmd)
         .env("CNI_CONTAINERID", id)
         .env("CNI_NETNS", "/proc/self/ns/net")
