@@ -365,7 +365,7 @@ impl Plugin for BridgePlugin {
             routes: &routes,
         };
         driver::attach(&mut host.borrow_mut(), &bridge, &p.plan, &spec, at.netns)?;
-        portmap::publish(&mut *store.borrow_mut(), &key, &ports)?;
+        portmap::publish(&mut *store.borrow_mut(), &mut nft, &key, &ports)?;
         let published = ports.clone();
         undo.push("withdraw published ports", move || {
             portmap::withdraw(&published).map_err(|e| e.to_string())

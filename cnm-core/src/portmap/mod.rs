@@ -124,8 +124,15 @@ fn owned(p: &Published) -> Vec<FirewallElement> {
 }
 
 /// ADD: records the elements as the endpoint's (refusing another endpoint's), then adds them
-/// in one batch. The caller's rollback releasing the endpoint also releases the records.
-pub fn publish(store: &mut impl Store, key: &EndpointKey, p: &Published) -> Result<()> {
+/// in one batch through `nft`, whose table the caller has ensured (ADD already holds that
+/// socket: no second one on the hot path). The caller's rollback releasing the endpoint also
+/// releases the records.
+pub fn publish(
+    store: &mut impl Store,
+    nft: &mut Nft,
+    key: &EndpointKey,
+    p: &Published,
+) -> Result<()> {
     if p.elements.is_empty() {
         return Ok(());
     }
@@ -138,10 +145,8 @@ pub fn publish(store: &mut impl Store, key: &EndpointKey, p: &Published) -> Resu
         // Packets from 127.0.0.1 may then be routed out of the bridge (and answered).
         enable_route_localnet(bridge)?;
     }
-    let mut nft = Nft::new()?;
-    nft.ensure_table()?;
     nft.update_port_maps(&p.elements, &[])?;
-    flush_udp(&mut nft, p.elements.iter().map(|e| &e.key))
+    flush_udp(nft, p.elements.iter().map(|e| &e.key))
 }
 
 /// DEL and GC: removes the port-mapping elements the store records for `rec`, in one batch;

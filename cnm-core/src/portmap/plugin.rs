@@ -16,6 +16,7 @@ use crate::cni::env::Target;
 use crate::cni::result::CniResult;
 use crate::cni::{Attach, Call, Detach, Plugin};
 use crate::error::Result;
+use crate::firewall::Nft;
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::netlink::Handle;
 use crate::store::{EndpointKey, NetworkRecord, SqliteStore, Store};
@@ -114,7 +115,11 @@ impl Plugin for PortMapPlugin {
             config: json!({}),
         };
         store.reserve_endpoint(&record, &key, &[], &[])?;
-        if let Err(e) = publish(&mut store, &key, &p) {
+        let published = Nft::new()
+            .and_then(|mut nft| nft.ensure_table().map(|()| nft))
+            .map_err(crate::Error::from)
+            .and_then(|mut nft| publish(&mut store, &mut nft, &key, &p));
+        if let Err(e) = published {
             // Nothing of this ADD stays: the batch was all or nothing, the records go here.
             if let Ok(Some(rec)) = store.release_endpoint(&key) {
                 let _ = unpublish(&rec);
