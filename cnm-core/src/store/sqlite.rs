@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
 use super::{
-    EndpointKey, EndpointRecord, FirewallElement, NetworkRecord, Reservation, ReservedAddress,
-    Store, StoreError, StoreResult,
+    EndpointKey, EndpointRecord, EndpointState, FirewallElement, NetworkRecord, Reservation,
+    ReservedAddress, Store, StoreError, StoreResult,
 };
 use crate::cni::config::{NetworkName, RequestedIp};
 use crate::cni::env::{ContainerId, IfName};
@@ -155,6 +155,47 @@ impl SqliteStore {
         let mut store = SqliteStore { conn, path };
         store.init(boot_id)?;
         Ok(store)
+    }
+
+    /// Stores the driver's `data` for an endpoint, marking it created or leaving it creating.
+    fn write_endpoint_data(
+        &mut self,
+        key: &EndpointKey,
+        data: &Value,
+        state: EndpointState,
+    ) -> StoreResult<()> {
+        let (doing, sql_text, point) = match state {
+            EndpointState::Creating => (
+                "noting the endpoint's data",
+                "UPDATE endpoints SET data = ?4
+                 WHERE network = ?1 AND container_id = ?2 AND ifname = ?3",
+                "note",
+            ),
+            EndpointState::Created => (
+                "committing the endpoint",
+                "UPDATE endpoints SET state = 'created', data = ?4
+                 WHERE network = ?1 AND container_id = ?2 AND ifname = ?3",
+                "commit",
+            ),
+        };
+        let tx = self.immediate(doing)?;
+        let n = tx
+            .execute(
+                sql_text,
+                params![
+                    key.network.as_str(),
+                    key.container_id.as_str(),
+                    key.ifname.as_str(),
+                    data.to_string()
+                ],
+            )
+            .map_err(sql(doing))?;
+        if n == 0 {
+            return Err(StoreError::EndpointMissing(key.clone()));
+        }
+        tx.commit().map_err(sql(doing))?;
+        crate::fault::side_effect(point);
+        Ok(())
     }
 
     /// The database file.
@@ -312,47 +353,11 @@ impl Store for SqliteStore {
     }
 
     fn note_endpoint(&mut self, key: &EndpointKey, data: &Value) -> StoreResult<()> {
-        let tx = self.immediate("noting the endpoint's data")?;
-        let n = tx
-            .execute(
-                "UPDATE endpoints SET data = ?4
-                 WHERE network = ?1 AND container_id = ?2 AND ifname = ?3",
-                params![
-                    key.network.as_str(),
-                    key.container_id.as_str(),
-                    key.ifname.as_str(),
-                    data.to_string()
-                ],
-            )
-            .map_err(sql("noting the endpoint's data"))?;
-        if n == 0 {
-            return Err(StoreError::EndpointMissing(key.clone()));
-        }
-        tx.commit().map_err(sql("noting the endpoint's data"))?;
-        crate::fault::side_effect("note");
-        Ok(())
+        self.write_endpoint_data(key, data, EndpointState::Creating)
     }
 
     fn commit_endpoint(&mut self, key: &EndpointKey, data: &Value) -> StoreResult<()> {
-        let tx = self.immediate("committing the endpoint")?;
-        let n = tx
-            .execute(
-                "UPDATE endpoints SET state = 'created', data = ?4
-                 WHERE network = ?1 AND container_id = ?2 AND ifname = ?3",
-                params![
-                    key.network.as_str(),
-                    key.container_id.as_str(),
-                    key.ifname.as_str(),
-                    data.to_string()
-                ],
-            )
-            .map_err(sql("committing the endpoint"))?;
-        if n == 0 {
-            return Err(StoreError::EndpointMissing(key.clone()));
-        }
-        tx.commit().map_err(sql("committing the endpoint"))?;
-        crate::fault::side_effect("commit");
-        Ok(())
+        self.write_endpoint_data(key, data, EndpointState::Created)
     }
 
     fn add_firewall_elements(
