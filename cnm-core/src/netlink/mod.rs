@@ -193,10 +193,7 @@ impl Handle {
         msg: RouteNetlinkMessage,
         what: impl FnOnce() -> String,
     ) -> Result<Vec<RouteNetlinkMessage>> {
-        let mut out = Vec::new();
-        self.exchange(msg, NLM_F_ACK, &mut |m| out.push(m))
-            .map_err(|f| f.into_error(op, what()))?;
-        Ok(out)
+        self.collect(op, msg, NLM_F_ACK, what)
     }
 
     /// Sends a dump request and returns every record up to NLMSG_DONE.
@@ -206,8 +203,19 @@ impl Handle {
         msg: RouteNetlinkMessage,
         what: impl FnOnce() -> String,
     ) -> Result<Vec<RouteNetlinkMessage>> {
+        self.collect(op, msg, NLM_F_DUMP, what)
+    }
+
+    /// Sends `msg` with `flags` and returns every reply.
+    fn collect(
+        &mut self,
+        op: Op,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         let mut out = Vec::new();
-        self.exchange(msg, NLM_F_DUMP, &mut |m| out.push(m))
+        self.exchange(msg, flags, &mut |m| out.push(m))
             .map_err(|f| f.into_error(op, what()))?;
         Ok(out)
     }
