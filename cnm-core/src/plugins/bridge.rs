@@ -32,6 +32,7 @@ use crate::firewall::{NetworkRules, Nft};
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::{IpamPlan, RangeSetPlan};
 use crate::netlink::Handle;
+use crate::plugins::common::{self, subnets_of};
 use crate::plugins::ipam::{ip_config, requested};
 use crate::portmap;
 use crate::rollback::Rollback;
@@ -178,18 +179,6 @@ fn gateways(plan: &BridgePlan, ips: &[IpConfig]) -> Vec<IpNet> {
     ips.iter()
         .filter_map(|ip| IpNet::new(ip.gateway?, ip.address.prefix_len()).ok())
         .collect()
-}
-
-/// The subnets of addresses, each once.
-fn subnets_of(ips: &[IpConfig]) -> Vec<IpNet> {
-    let mut nets: Vec<IpNet> = Vec::new();
-    for ip in ips {
-        let net = ip.address.trunc();
-        if !nets.contains(&net) {
-            nets.push(net);
-        }
-    }
-    nets
 }
 
 /// What cnm's nftables table holds for this network: masquerade of its subnets (unless
@@ -419,23 +408,11 @@ impl Plugin for BridgePlugin {
         let p = prepare(call)?;
         let key = key(call, at.target);
         let store = SqliteStore::open(&p.store_dir)?;
-        let missing = || {
-            BridgeError::Check(format!("no endpoint of container {} on network {} ({}): ADD did not finish or DEL removed it", at.target.container_id, call.conf.name, at.target.ifname))
-        };
-        let rec = store.endpoint(&key)?.ok_or_else(missing)?;
-        let recorded = Recorded::from_record(&rec)
-            .filter(|_| rec.state == EndpointState::Created)
-            .ok_or_else(missing)?;
-        if let Some(prev) = &call.conf.prev_result {
-            for ip in &recorded.result.ips {
-                if !prev.ips.iter().any(|p| p.address == ip.address) {
-                    let why = format!(
-                        "address {} of this endpoint is not in prevResult",
-                        ip.address
-                    );
-                    return Err(BridgeError::Check(why).into());
-                }
-            }
+        let missing = || BridgeError::Check(common::no_endpoint(call, at.target));
+        let rec = common::created_record(&store, &key)?.ok_or_else(missing)?;
+        let recorded = Recorded::from_record(&rec).ok_or_else(missing)?;
+        if let Some(why) = common::prev_result_difference(call, &recorded.result) {
+            return Err(BridgeError::Check(why).into());
         }
         let mut host = Handle::new().map_err(BridgeError::from)?;
         let link = host

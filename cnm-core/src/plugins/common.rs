@@ -11,14 +11,14 @@ use ipnet::IpNet;
 
 use crate::cni::config::{GcAttachment, NetConf};
 use crate::cni::env::Target;
-use crate::cni::result::{Dns, IpConfig, Route};
+use crate::cni::result::{Dns, Interface, IpConfig, Route};
 use crate::cni::{Call, CniResult};
 use crate::error::Result;
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::{IpamPlan, RangeSetPlan};
 use crate::plugins::ipam::{ip_config, IpamPluginError};
 use crate::rollback::Rollback;
-use crate::store::{EndpointKey, EndpointRecord, Reservation, SqliteStore, Store};
+use crate::store::{EndpointKey, EndpointRecord, EndpointState, Reservation, SqliteStore, Store};
 
 /// Where addresses come from.
 #[derive(Debug)]
@@ -155,6 +155,38 @@ pub fn check_delegated<C>(
             .check(plugin, call.stdin)?;
     }
     Ok(())
+}
+
+/// The result of a plugin that gives the sandbox one interface: the addresses point at it.
+pub fn one_interface_result(iface: Interface, addressing: Addressing) -> CniResult {
+    CniResult {
+        interfaces: vec![iface],
+        ips: addressing
+            .ips
+            .into_iter()
+            .map(|ip| IpConfig {
+                interface: Some(0),
+                ..ip
+            })
+            .collect(),
+        routes: addressing.routes,
+        dns: addressing.dns,
+    }
+}
+
+/// CHECK: the endpoint's record if its ADD finished.
+pub fn created_record(store: &impl Store, key: &EndpointKey) -> Result<Option<EndpointRecord>> {
+    Ok(store
+        .endpoint(key)?
+        .filter(|r| r.state == EndpointState::Created))
+}
+
+/// CHECK's message when there is no finished endpoint to check.
+pub fn no_endpoint<C>(call: &Call<'_, C>, target: &Target) -> String {
+    format!(
+        "no endpoint of container {} on network {} ({}): ADD did not finish or DEL removed it",
+        target.container_id, call.conf.name, target.ifname
+    )
 }
 
 /// CHECK: an address of the stored result that `prevResult` lacks, said as a difference.

@@ -230,24 +230,15 @@ impl Plugin for HostPlugin {
             &addressing.ips,
             &addressing.routes,
         )?;
-        let result = CniResult {
-            interfaces: vec![Interface {
+        let result = common::one_interface_result(
+            Interface {
                 name: ifname.to_owned(),
                 mac: Some(recorded.original.mac.clone()),
                 sandbox: Some(at.netns.path().display().to_string()),
                 ..Interface::default()
-            }],
-            ips: addressing
-                .ips
-                .into_iter()
-                .map(|ip| IpConfig {
-                    interface: Some(0),
-                    ..ip
-                })
-                .collect(),
-            routes: addressing.routes,
-            dns: addressing.dns,
-        };
+            },
+            addressing,
+        );
         recorded.result = Some(result.clone());
         store
             .borrow_mut()
@@ -260,16 +251,8 @@ impl Plugin for HostPlugin {
         let (_, ipam, dir) = prepare(call)?;
         let key = common::endpoint_key(call, at.target);
         let store = SqliteStore::open(&dir)?;
-        let missing = || {
-            HostDeviceError::Check(format!(
-                "no endpoint of container {} on network {} ({}): ADD did not finish or DEL removed it",
-                at.target.container_id, call.conf.name, at.target.ifname
-            ))
-        };
-        let rec = store
-            .endpoint(&key)?
-            .filter(|r| r.state == EndpointState::Created)
-            .ok_or_else(missing)?;
+        let missing = || HostDeviceError::Check(common::no_endpoint(call, at.target));
+        let rec = common::created_record(&store, &key)?.ok_or_else(missing)?;
         let recorded = Recorded::from_record(&rec).ok_or_else(missing)?;
         let result = recorded.result.as_ref().ok_or_else(missing)?;
         if let Some(why) = common::prev_result_difference(call, result) {

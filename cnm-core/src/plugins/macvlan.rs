@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::cni::config::GcAttachment;
 use crate::cni::env::IfName;
-use crate::cni::result::{Interface, IpConfig};
+use crate::cni::result::Interface;
 use crate::cni::{Attach, Call, CniResult, Detach, Plugin, SpecVersion};
 use crate::driver::bridge::{format_mac, parse_mac};
 use crate::driver::macvlan::{self as driver, MacvlanConfig, MacvlanError, MacvlanPlan};
@@ -174,25 +174,16 @@ impl Plugin for MacvlanPlugin {
             routes: &addressing.routes,
         };
         driver::attach(&mut host, &master, &plan, &spec, at.netns)?;
-        let result = CniResult {
-            interfaces: vec![Interface {
+        let result = common::one_interface_result(
+            Interface {
                 name: ifname.to_owned(),
                 mac: Some(format_mac(mac)),
                 mtu: plan.mtu,
                 sandbox: Some(netns_path.display().to_string()),
                 ..Interface::default()
-            }],
-            ips: addressing
-                .ips
-                .into_iter()
-                .map(|ip| IpConfig {
-                    interface: Some(0),
-                    ..ip
-                })
-                .collect(),
-            routes: addressing.routes,
-            dns: addressing.dns,
-        };
+            },
+            addressing,
+        );
         recorded.result = Some(result.clone());
         store
             .borrow_mut()
@@ -205,16 +196,8 @@ impl Plugin for MacvlanPlugin {
         let (_, ipam, dir) = prepare(call)?;
         let key = common::endpoint_key(call, at.target);
         let store = SqliteStore::open(&dir)?;
-        let missing = || {
-            MacvlanError::Check(format!(
-                "no endpoint of container {} on network {} ({}): ADD did not finish or DEL removed it",
-                at.target.container_id, call.conf.name, at.target.ifname
-            ))
-        };
-        let rec = store
-            .endpoint(&key)?
-            .filter(|r| r.state == EndpointState::Created)
-            .ok_or_else(missing)?;
+        let missing = || MacvlanError::Check(common::no_endpoint(call, at.target));
+        let rec = common::created_record(&store, &key)?.ok_or_else(missing)?;
         let recorded = Recorded::from_record(&rec).ok_or_else(missing)?;
         let result = recorded.result.as_ref().ok_or_else(missing)?;
         if let Some(why) = common::prev_result_difference(call, result) {
