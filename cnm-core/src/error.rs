@@ -12,6 +12,7 @@ use crate::driver::macvlan::MacvlanError;
 use crate::driver::null::NullError;
 use crate::firewall::FirewallError;
 use crate::ipam::{AllocError, IpamConfigError};
+use crate::model::ModelError;
 use crate::netlink::NetlinkError;
 use crate::netns::NetnsError;
 use crate::plugins::ipam::IpamPluginError;
@@ -60,6 +61,15 @@ pub enum Error {
     /// Published ports.
     #[error("port mapping: {0}")]
     PortMap(#[from] PortMapError),
+    /// A network namespace the library made or opened (a sandbox, not `CNI_NETNS`).
+    #[error("network namespace: {0}")]
+    Netns(#[source] NetnsError),
+    /// A kernel request the library made outside any driver.
+    #[error(transparent)]
+    Netlink(NetlinkError),
+    /// The model (controller, networks, endpoints, sandboxes).
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// This plugin does not do that (yet).
     #[error("{plugin}: {what} is not implemented")]
     NotImplemented {
@@ -194,6 +204,26 @@ impl Error {
                 ) => ErrorCode::Io,
                 // A bridge name comes from the network configuration.
                 FirewallError::InvalidName { .. } => ErrorCode::InvalidConfig,
+            },
+            Error::Netns(e) => match e {
+                NetnsError::Panicked { .. } => ErrorCode::Internal,
+                NetnsError::NotFound { .. }
+                | NetnsError::NotNetns { .. }
+                | NetnsError::Io { .. } => ErrorCode::Io,
+            },
+            Error::Netlink(e) => netlink_code(e),
+            Error::Model(e) => match e {
+                ModelError::NetworkExists(_)
+                | ModelError::NoNetwork(_)
+                | ModelError::Undrivable { .. }
+                | ModelError::NetworkInUse { .. }
+                | ModelError::NotJoined(_)
+                | ModelError::AlreadyJoined { .. }
+                | ModelError::SandboxExists(_)
+                | ModelError::HostSandboxOnly(_) => ErrorCode::InvalidConfig,
+                ModelError::NoInterfaceName(_) => ErrorCode::NotAvailable,
+                ModelError::NoFreeSubnet => ErrorCode::AddressUnavailable,
+                ModelError::Io { .. } => ErrorCode::Io,
             },
             Error::PortMap(e) => match e {
                 PortMapError::Sysctl { .. } => ErrorCode::Io,

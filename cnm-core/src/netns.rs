@@ -200,6 +200,15 @@ impl OwnedNetns {
     pub fn path(&self) -> &Path {
         self.ns.path()
     }
+
+    /// Keeps the namespace mounted after this value is gone (a sandbox outlives the process
+    /// that made it, until it is deleted); returns it, still open.
+    pub fn keep(self) -> Netns {
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so `ns` is moved out of it exactly once and the
+        // `Drop` of `OwnedNetns` (which would unmount) never runs.
+        unsafe { std::ptr::read(&me.ns) }
+    }
 }
 
 impl std::ops::Deref for OwnedNetns {

@@ -38,6 +38,12 @@ pub trait Plugin {
     fn status(&self, call: &Call<'_, Self::Config>) -> Result<()>;
     /// GC: remove everything not in `valid`.
     fn gc(&self, call: &Call<'_, Self::Config>, valid: &[GcAttachment]) -> Result<()>;
+    /// Checks the configuration beyond parsing, without touching the host: what the library
+    /// does when a network is created.
+    fn validate(&self, call: &Call<'_, Self::Config>) -> Result<()> {
+        let _ = call;
+        Ok(())
+    }
 }
 
 /// One call: the parsed configuration, the environment and the raw stdin.

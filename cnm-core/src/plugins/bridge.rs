@@ -270,7 +270,7 @@ impl Plugin for BridgePlugin {
                 Ipam::Local(plan) => plan.subnets(),
                 _ => Vec::new(),
             },
-            config: json!({"bridge": p.plan.bridge.as_str()}),
+            config: common::network_config(call),
         };
         let store = RefCell::new(SqliteStore::open(&p.store_dir)?);
         let host = RefCell::new(Handle::new().map_err(BridgeError::from)?);
@@ -459,6 +459,10 @@ impl Plugin for BridgePlugin {
         }
         store.release_endpoint(&key)?;
         teardown_if_unused(&store, &mut host, call, &p.plan, recorded.as_ref())
+    }
+
+    fn validate(&self, call: &BridgeCall<'_>) -> Result<()> {
+        prepare(call).map(drop)
     }
 
     fn status(&self, call: &BridgeCall<'_>) -> Result<()> {

@@ -254,3 +254,15 @@ pub fn subnets_of(ips: &[IpConfig]) -> Vec<IpNet> {
     }
     nets
 }
+
+/// The network's configuration as the store keeps it: the configuration object of this call
+/// without what belongs to the call (`runtimeConfig`, `prevResult`, `args`), so that the
+/// library can run the network later with the same driver settings.
+pub fn network_config<C>(call: &Call<'_, C>) -> serde_json::Value {
+    let mut conf: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(call.stdin).unwrap_or_default();
+    for per_call in ["runtimeConfig", "prevResult", "args"] {
+        conf.remove(per_call);
+    }
+    serde_json::Value::Object(conf)
+}

@@ -162,7 +162,7 @@ impl Plugin for HostPlugin {
             name: call.conf.name.clone(),
             driver: Self::NAME.into(),
             subnets: ipam.subnets(),
-            config: json!({}),
+            config: common::network_config(call),
         };
         let reservation =
             store
@@ -289,6 +289,10 @@ impl Plugin for HostPlugin {
         common::release_delegated(call, &ipam, at.target, at.netns_path)?;
         store.release_endpoint(&key)?;
         Ok(())
+    }
+
+    fn validate(&self, call: &HostCall<'_>) -> Result<()> {
+        prepare(call).map(drop)
     }
 
     fn status(&self, call: &HostCall<'_>) -> Result<()> {

@@ -118,7 +118,7 @@ impl Plugin for MacvlanPlugin {
             name: call.conf.name.clone(),
             driver: Self::NAME.into(),
             subnets: ipam.subnets(),
-            config: json!({"master": master.name, "mode": plan.mode_name()}),
+            config: common::network_config(call),
         };
         let store = RefCell::new(SqliteStore::open(&dir)?);
         let reservation =
@@ -220,6 +220,10 @@ impl Plugin for MacvlanPlugin {
         common::release_delegated(call, &ipam, at.target, at.netns_path)?;
         store.release_endpoint(&key)?;
         Ok(())
+    }
+
+    fn validate(&self, call: &MacvlanCall<'_>) -> Result<()> {
+        prepare(call).map(drop)
     }
 
     fn status(&self, call: &MacvlanCall<'_>) -> Result<()> {

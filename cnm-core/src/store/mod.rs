@@ -167,6 +167,9 @@ pub struct Reservation {
 
 /// The store's operations; every write is one atomic transaction.
 pub trait Store {
+    /// Creates the network, or updates its configuration if it exists with the same driver and
+    /// subnets (a conflict otherwise).
+    fn ensure_network(&mut self, network: &NetworkRecord) -> StoreResult<()>;
     /// Ensures the network, then returns the endpoint's addresses, reserving one per set
     /// (honouring `requested`) and recording it as creating if it did not exist.
     fn reserve_endpoint(

@@ -269,6 +269,12 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn ensure_network(&mut self, network: &NetworkRecord) -> StoreResult<()> {
+        let tx = self.immediate("creating the network")?;
+        ensure_network(&tx, network)?;
+        tx.commit().map_err(sql("creating the network"))
+    }
+
     fn reserve_endpoint(
         &mut self,
         network: &NetworkRecord,
