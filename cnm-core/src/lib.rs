@@ -8,6 +8,7 @@ pub mod fault;
 pub mod firewall;
 pub mod ipam;
 pub mod log;
+pub mod namespace;
 pub mod netlink;
 pub mod netns;
 pub mod plugins;
