@@ -13,6 +13,7 @@ use crate::driver::null::NullError;
 use crate::firewall::FirewallError;
 use crate::ipam::{AllocError, IpamConfigError};
 use crate::model::ModelError;
+use crate::namespace::NamespaceError;
 use crate::netlink::NetlinkError;
 use crate::netns::NetnsError;
 use crate::plugins::ipam::IpamPluginError;
@@ -70,6 +71,9 @@ pub enum Error {
     /// The model (controller, networks, endpoints, sandboxes).
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The namespace layer (`new_network`, `NetworkNamespace`).
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
     /// This plugin does not do that (yet).
     #[error("{plugin}: {what} is not implemented")]
     NotImplemented {
@@ -151,16 +155,7 @@ impl Error {
                 // A DEL removed the endpoint while its ADD ran: the container is gone.
                 StoreError::EndpointMissing(_) => ErrorCode::UnknownContainer,
             },
-            Error::Bridge(e) => match e {
-                BridgeError::Netlink(e) => netlink_code(e),
-                BridgeError::NotABridge { .. } | BridgeError::AddressConflict { .. } => {
-                    ErrorCode::InvalidConfig
-                }
-                // Another process removed it between two requests: trying again can succeed.
-                BridgeError::Vanished { .. } => ErrorCode::TryAgainLater,
-                BridgeError::Sysctl { .. } => ErrorCode::Io,
-                BridgeError::Check(_) => ErrorCode::CheckFailed,
-            },
+            Error::Bridge(e) => bridge_code(e),
             Error::Null(e) => match e {
                 NullError::Netlink(e) => netlink_code(e),
                 NullError::NoLink { .. } => ErrorCode::InvalidEnvironment,
@@ -229,6 +224,26 @@ impl Error {
                 PortMapError::Sysctl { .. } => ErrorCode::Io,
                 PortMapError::Missing(_) => ErrorCode::CheckFailed,
             },
+            Error::Namespace(e) => match e {
+                NamespaceError::Netns(NetnsError::Panicked { .. }) => ErrorCode::Internal,
+                NamespaceError::Netns(
+                    NetnsError::NotFound { .. }
+                    | NetnsError::NotNetns { .. }
+                    | NetnsError::Io { .. },
+                ) => ErrorCode::Io,
+                NamespaceError::Netlink { source, .. } => netlink_code(source),
+                NamespaceError::Configure { source, .. } => bridge_code(source),
+                // The caller's mistakes: what it asked for cannot be done as asked.
+                NamespaceError::NoInterface { .. }
+                | NamespaceError::NameTaken { .. }
+                | NamespaceError::Gateway { .. }
+                | NamespaceError::UnknownDriver(_)
+                | NamespaceError::Subnet { .. }
+                | NamespaceError::Mtu(_)
+                | NamespaceError::ContainerId(_)
+                | NamespaceError::AlreadyLinked { .. }
+                | NamespaceError::InUse { .. } => ErrorCode::InvalidConfig,
+            },
             Error::NotImplemented { .. } => ErrorCode::NotImplemented,
         }
     }
@@ -251,6 +266,20 @@ impl Error {
             }
         }
         CniError::new(self.code(), msg).with_details(details.join(": "))
+    }
+}
+
+/// The bridge driver's failures: the configuration's fault, a race, I/O, or CHECK.
+fn bridge_code(e: &BridgeError) -> ErrorCode {
+    match e {
+        BridgeError::Netlink(e) => netlink_code(e),
+        BridgeError::NotABridge { .. } | BridgeError::AddressConflict { .. } => {
+            ErrorCode::InvalidConfig
+        }
+        // Another process removed it between two requests: trying again can succeed.
+        BridgeError::Vanished { .. } => ErrorCode::TryAgainLater,
+        BridgeError::Sysctl { .. } => ErrorCode::Io,
+        BridgeError::Check(_) => ErrorCode::CheckFailed,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod log;
 pub mod model;
+pub mod namespace;
 pub mod netlink;
 pub mod netns;
 pub mod plugins;

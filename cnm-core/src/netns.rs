@@ -7,8 +7,10 @@
 //! namespace keeps working from any thread.
 //!
 //! A *named* namespace is what `ip netns add` makes: a bind mount of `/proc/thread-self/ns/net`
-//! onto a file (by default `/run/netns/NAME`), which keeps the namespace alive with no process in
-//! it. [`OwnedNetns`] removes its mount and file when dropped, also while unwinding from a panic.
+//! onto a file (by default `/run/netns/NAME`, or any path: [`OwnedNetns::create_at`]), which keeps
+//! the namespace alive with no process in it. [`OwnedNetns`] removes its mount and file when
+//! dropped, also while unwinding from a panic, or when asked ([`OwnedNetns::remove`], which
+//! reports what failed).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -143,6 +145,8 @@ impl AsFd for Netns {
 #[derive(Debug)]
 pub struct OwnedNetns {
     ns: Netns,
+    /// Cleared by [`OwnedNetns::remove`], which has unmounted already.
+    mounted: bool,
 }
 
 impl OwnedNetns {
@@ -157,24 +161,40 @@ impl OwnedNetns {
                 io::Error::new(io::ErrorKind::InvalidInput, "invalid namespace name"),
             ));
         }
-        fs::create_dir_all(dir).map_err(|e| io_err("mkdir", dir, e))?;
-        let path = dir.join(name);
+        Self::create_at(dir.join(name))
+    }
+
+    /// Creates a new, empty network namespace mounted at `path` (any path, e.g. under a
+    /// runtime's own state directory); missing parent directories are created. Fails if `path`
+    /// already exists.
+    pub fn create_at(path: impl AsRef<Path>) -> Result<Self, NetnsError> {
+        let path = path.as_ref();
+        let Some(dir) = path.parent().filter(|_| path.file_name().is_some()) else {
+            return Err(io_err(
+                "create netns",
+                path,
+                io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"),
+            ));
+        };
+        if !dir.as_os_str().is_empty() {
+            fs::create_dir_all(dir).map_err(|e| io_err("mkdir", dir, e))?;
+        }
         OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&path)
-            .map_err(|e| io_err("create", &path, e))?;
+            .open(path)
+            .map_err(|e| io_err("create", path, e))?;
         let mounted = std::thread::scope(|s| {
             s.spawn(|| -> Result<(), NetnsError> {
-                unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io_err("unshare", &path, e))?;
+                unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io_err("unshare", path, e))?;
                 mount(
                     Some("/proc/thread-self/ns/net"),
-                    &path,
+                    path,
                     None::<&str>,
                     MsFlags::MS_BIND,
                     None::<&str>,
                 )
-                .map_err(|e| io_err("bind mount", &path, e))
+                .map_err(|e| io_err("bind mount", path, e))
             })
             .join()
             .unwrap_or_else(|_| {
@@ -184,15 +204,32 @@ impl OwnedNetns {
             })
         });
         if let Err(e) = mounted {
-            let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(path);
             return Err(e);
         }
-        match Netns::open(&path) {
-            Ok(ns) => Ok(OwnedNetns { ns }),
+        match Netns::open(path) {
+            Ok(ns) => Ok(OwnedNetns { ns, mounted: true }),
             Err(e) => {
-                remove_mount(&path);
+                remove_mount(path);
                 Err(e)
             }
+        }
+    }
+
+    /// Unmounts and removes the file now, and says what failed (dropping does the same and
+    /// says nothing). A mount or file already gone counts as removed.
+    pub fn remove(mut self) -> Result<(), NetnsError> {
+        self.mounted = false;
+        let path = &self.ns.path;
+        match umount2(path, MntFlags::MNT_DETACH) {
+            // EINVAL: not a mount point (unmounted already); ENOENT: the file is gone.
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(io_err("unmount", path, e)),
+        }
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", path, e)),
         }
     }
 
@@ -220,7 +257,9 @@ impl std::ops::Deref for OwnedNetns {
 
 impl Drop for OwnedNetns {
     fn drop(&mut self) {
-        remove_mount(&self.ns.path);
+        if self.mounted {
+            remove_mount(&self.ns.path);
+        }
     }
 }
 
@@ -279,5 +318,24 @@ mod tests {
         drop(ns);
         assert!(!path.exists());
         assert!(OwnedNetns::create(dir.path(), "a/b").is_err());
+    }
+
+    #[test]
+    fn create_at_a_path_and_remove() {
+        if !is_root() {
+            eprintln!("skipped: creating a network namespace needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("c1");
+        let ns = OwnedNetns::create_at(&path).unwrap();
+        assert_eq!(ns.path(), path);
+        assert!(Netns::open(&path).unwrap().same_as(&ns).unwrap());
+        // Taken: the existing namespace is left as it is.
+        assert!(OwnedNetns::create_at(&path).is_err());
+        assert!(Netns::open(&path).is_ok());
+        ns.remove().unwrap();
+        assert!(!path.exists());
+        assert!(OwnedNetns::create_at("/").is_err());
     }
 }

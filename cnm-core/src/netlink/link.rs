@@ -381,8 +381,10 @@ impl Handle {
         })
     }
 
-    /// Moves the link into namespace `ns` under the name `name`, in one message: the kernel
-    /// renames it as it enters `ns` (EEXIST, and the link stays here, when `ns` has that name).
+    /// Moves the link into namespace `ns` under the name `name`, in one message. The kernel
+    /// moves it under its current name (`name` only if that one is taken in `ns`), then renames
+    /// it: when `ns` already has a link called `name`, the request fails with EEXIST *after*
+    /// the move, and the link is left in `ns` under its current name.
     pub fn move_to_netns_as(&mut self, index: u32, ns: &Netns, name: &str) -> Result<()> {
         let mut msg = link_message(index);
         msg.attributes

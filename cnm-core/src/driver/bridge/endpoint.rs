@@ -74,15 +74,28 @@ pub fn attach(
             host.set_isolated(index, true)?;
         }
     }
+    configure_sandbox_end(sandbox, spec.ifname.as_str(), spec.ips, spec.routes)
+}
+
+/// The sandbox side of an endpoint, shared by [`attach`] and the namespace layer
+/// ([`crate::namespace::NetworkNamespace::add_interface`]): inside `sandbox`, finds `ifname`,
+/// brings it up, adds `ips` (IPv6 without DAD, usable at once) and `routes` (a route without
+/// `gw` goes via its family's gateway). On error the caller undoes what it made.
+pub fn configure_sandbox_end(
+    sandbox: &Netns,
+    ifname: &str,
+    ips: &[IpConfig],
+    routes: &[Route],
+) -> Result<(), BridgeError> {
     let mut inside = Handle::new_in(sandbox)?;
     let index = inside
-        .link_by_name(spec.ifname.as_str())?
+        .link_by_name(ifname)?
         .ok_or_else(|| BridgeError::Vanished {
-            name: spec.ifname.to_string(),
+            name: ifname.to_owned(),
         })?
         .index;
     inside.set_up(index)?;
-    for ip in spec.ips {
+    for ip in ips {
         let addr = AddrSpec {
             net: ip.address,
             nodad: ip.address.addr().is_ipv6(),
@@ -90,8 +103,8 @@ pub fn attach(
         inside.add_address(index, addr)?;
         crate::fault::side_effect("add address");
     }
-    for route in spec.routes {
-        let gw = route.gw.or_else(|| gateway_for(spec.ips, route.dst));
+    for route in routes {
+        let gw = route.gw.or_else(|| gateway_for(ips, route.dst));
         inside.add_route(&RouteSpec {
             gw,
             oif: Some(index),
@@ -102,7 +115,7 @@ pub fn attach(
         })?;
         crate::fault::side_effect("add route");
     }
-    tracing::info!("configured {} in the sandbox", spec.ifname);
+    tracing::info!("configured {ifname} in the sandbox");
     Ok(())
 }
 
