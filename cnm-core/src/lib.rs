@@ -6,6 +6,7 @@ pub mod driver;
 pub mod error;
 pub mod fault;
 pub mod firewall;
+pub mod inventory;
 pub mod ipam;
 pub mod log;
 pub mod model;

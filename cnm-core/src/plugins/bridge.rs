@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cni::config::{ConfigError, GcAttachment, NetConf};
@@ -29,6 +30,7 @@ use crate::driver::bridge::{
 };
 use crate::error::Result;
 use crate::firewall::{NetworkRules, Nft};
+use crate::inventory::{PortBinding, PORT_MAPPINGS_KEY};
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::{IpamPlan, RangeSetPlan};
 use crate::netlink::Handle;
@@ -113,11 +115,15 @@ fn container_mac(call: &BridgeCall<'_>) -> Result<[u8; 6]> {
     }
 }
 
-/// What ADD records about an endpoint, read back by CHECK, DEL and a repeated ADD.
+/// What ADD records about an endpoint, read back by CHECK, DEL and a repeated ADD (and by
+/// [`crate::inventory`]).
 struct Recorded {
     host_veth: String,
     mac: [u8; 6],
     result: CniResult,
+    /// The published ports, for the inventory: the store's port-map elements know only the
+    /// host side.
+    ports: Vec<PortBinding>,
 }
 
 impl Recorded {
@@ -126,6 +132,7 @@ impl Recorded {
             "hostVeth": self.host_veth,
             "mac": driver::format_mac(self.mac),
             "result": self.result.to_json(SpecVersion::LATEST),
+            PORT_MAPPINGS_KEY: self.ports,
         })
     }
 
@@ -136,6 +143,8 @@ impl Recorded {
             mac: driver::parse_mac(d["mac"].as_str()?)?,
             result: CniResult::from_json(SpecVersion::LATEST, d["result"].clone(), "stored result")
                 .ok()?,
+            // Records from before ports were recorded have none.
+            ports: Vec::deserialize(&d[PORT_MAPPINGS_KEY]).unwrap_or_default(),
         })
     }
 
@@ -396,6 +405,7 @@ impl Plugin for BridgePlugin {
             host_veth: host_veth.clone(),
             mac,
             result,
+            ports: PortBinding::list(&call.conf.runtime_config.port_mappings),
         };
         store
             .borrow_mut()

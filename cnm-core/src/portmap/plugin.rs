@@ -17,6 +17,7 @@ use crate::cni::result::CniResult;
 use crate::cni::{Attach, Call, Detach, Plugin};
 use crate::error::Result;
 use crate::firewall::Nft;
+use crate::inventory::{PortBinding, PORT_MAPPINGS_KEY};
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::netlink::Handle;
 use crate::store::{EndpointKey, NetworkRecord, SqliteStore, Store};
@@ -126,7 +127,9 @@ impl Plugin for PortMapPlugin {
             }
             return Err(e);
         }
-        store.commit_endpoint(&key, &json!({}))?;
+        // The published ports, for the inventory (the store's elements know only the host side).
+        let ports = PortBinding::list(&call.conf.runtime_config.port_mappings);
+        store.commit_endpoint(&key, &json!({ PORT_MAPPINGS_KEY: ports }))?;
         Ok(result)
     }
 

@@ -1,0 +1,82 @@
+//! `cnm`: shows what cnm has made on this node (its networks and endpoints), read from cnm's
+//! store. This file parses the command line and calls one function per subcommand; each
+//! subcommand lives in its own module, so adding one is a module and a `match` arm.
+
+mod endpoint;
+mod network;
+mod output;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use cnm_core::inventory::Inventory;
+use cnm_core::ipam::config::DEFAULT_DATA_DIR;
+
+/// What a subcommand returns; an error becomes one line on stderr and exit status 1.
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
+/// Shows what cnm (Docker's Container Network Model as CNI plugins) has made on this node.
+///
+/// Exit status: 0 on success, 1 when something failed (one line on stderr), 2 for a usage
+/// error.
+#[derive(Parser)]
+#[command(name = "cnm", version)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Args)]
+struct Global {
+    /// cnm's store directory (the plugins' `dataDir`); a missing one holds nothing.
+    #[arg(long, global = true, value_name = "DIR", env = "CNM_DATA_DIR",
+          default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Print JSON, for scripts, instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl Global {
+    /// The inventory of the store in `--data-dir`.
+    fn inventory(&self) -> Result<Inventory, Box<dyn std::error::Error>> {
+        let dir = std::path::absolute(&self.data_dir)?;
+        Inventory::open(&dir).map_err(|e| {
+            let why = output::one_line(&e);
+            format!("reading cnm's store in {}: {why}", dir.display()).into()
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Networks: their drivers, subnets and number of endpoints.
+    #[command(subcommand)]
+    Network(network::Command),
+    /// Endpoints: containers' interfaces on cnm's networks.
+    #[command(subcommand)]
+    Endpoint(endpoint::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return output::usage_error(e),
+    };
+    let outcome = match &cli.command {
+        Command::Network(cmd) => network::run(cmd, &cli.global),
+        Command::Endpoint(cmd) => endpoint::run(cmd, &cli.global),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cnm: {}", output::one_line(&*e));
+            ExitCode::FAILURE
+        }
+    }
+}
