@@ -55,7 +55,6 @@ pub struct NetworkInfo {
 #[serde(rename_all = "camelCase")]
 pub struct PortBinding {
     /// tcp, udp or sctp.
-    #[serde(serialize_with = "protocol_name")]
     pub protocol: Protocol,
     /// The host address it is published on; `None`: every local address.
     #[serde(rename = "hostIP", default)]
@@ -78,6 +77,29 @@ impl From<&PortMapping> for PortBinding {
 }
 
 impl PortBinding {
+    /// `host_port` on every host address to `container_port`, TCP.
+    pub fn tcp(host_port: u16, container_port: u16) -> Self {
+        PortBinding {
+            protocol: Protocol::Tcp,
+            host_ip: None,
+            host_port,
+            container_port,
+        }
+    }
+
+    /// The `runtimeConfig.portMappings` entry a runtime would pass for it.
+    pub fn to_cni(self) -> Value {
+        let mut m = serde_json::json!({
+            "hostPort": self.host_port,
+            "containerPort": self.container_port,
+            "protocol": self.protocol.as_str(),
+        });
+        if let Some(ip) = self.host_ip {
+            m["hostIP"] = serde_json::json!(ip.to_string());
+        }
+        m
+    }
+
     /// What a plugin records of validated `runtimeConfig.portMappings` (under
     /// [`PORT_MAPPINGS_KEY`]): each binding once, in config order.
     pub fn list(mappings: &[PortMapping]) -> Vec<PortBinding> {
@@ -292,10 +314,6 @@ fn network_info(n: NetworkRecord, counts: &HashMap<NetworkName, usize>) -> Netwo
 
 fn as_text<T: fmt::Display, S: Serializer>(v: &T, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.collect_str(v)
-}
-
-fn protocol_name<S: Serializer>(p: &Protocol, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(p.as_str())
 }
 
 fn state_name<S: Serializer>(st: &EndpointState, s: S) -> std::result::Result<S::Ok, S::Error> {

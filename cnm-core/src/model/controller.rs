@@ -20,7 +20,7 @@ use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::IpamPlan;
 use crate::netlink::{Handle, IpFamily};
 use crate::netns::Netns;
-use crate::store::{EndpointKey, NetworkRecord, SqliteStore, Store};
+use crate::store::{EndpointKey, EndpointState, NetworkRecord, SqliteStore, Store};
 
 /// Where the controller keeps its state.
 #[derive(Debug, Clone)]
@@ -306,7 +306,15 @@ impl Controller {
             if rec.key.container_id != *container {
                 continue;
             }
-            let network = self.network(rec.key.network.as_str())?;
+            // Records of plugins the library cannot drive (a chained cnm-portmap, a standalone
+            // cnm-ipam) are theirs to delete, by their runtime's DEL or GC.
+            let network = match self.network(rec.key.network.as_str()) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("leaving {} alone: {e}", rec.key);
+                    continue;
+                }
+            };
             let target = Target {
                 container_id: rec.key.container_id,
                 ifname: rec.key.ifname,
@@ -337,7 +345,8 @@ impl Controller {
                     continue;
                 }
             };
-            let Some(sandbox) = super::endpoint::sandbox_of(&rec) else {
+            let info = crate::inventory::EndpointInfo::from_record(&rec);
+            let Some(sandbox) = info.sandbox.filter(|_| rec.state == EndpointState::Created) else {
                 report
                     .skipped
                     .push((rec.key, "its ADD has not finished".into()));
@@ -352,11 +361,7 @@ impl Controller {
                 ifname: rec.key.ifname.clone(),
             };
             network.leave(&target, None)?;
-            tracing::info!(
-                "gc: removed {} (namespace {} is gone)",
-                rec.key,
-                sandbox.display()
-            );
+            tracing::info!("gc: removed {} (namespace {} is gone)", rec.key, sandbox);
             report.removed.push(rec.key);
         }
         Ok(report)

@@ -13,10 +13,11 @@ use super::sandbox::Sandbox;
 use super::{Controller, EndpointOptions, ModelError, PortBinding, SandboxOptions};
 use crate::cni::config::Protocol;
 use crate::cni::env::{IfName, Target};
-use crate::cni::{CniResult, SpecVersion};
+use crate::cni::CniResult;
 use crate::error::{Error, Result};
+use crate::inventory::EndpointInfo;
 use crate::netlink::Handle;
-use crate::store::{EndpointRecord, Store};
+use crate::store::Store;
 
 /// libnetwork's `Endpoint`.
 #[derive(Debug)]
@@ -212,20 +213,6 @@ fn free_ifname(sandbox: &Sandbox, netns: &crate::netns::Netns) -> Result<IfName>
         .ok_or_else(|| ModelError::NoInterfaceName(sandbox.container_id().to_string()).into())
 }
 
-/// The result a driver stored for an endpoint, if its ADD finished.
-pub(super) fn stored_result(rec: &EndpointRecord) -> Option<CniResult> {
-    let value = rec.data.get("result")?.clone();
-    CniResult::from_json(SpecVersion::LATEST, value, "stored result").ok()
-}
-
-/// The namespace an endpoint was joined in, from its stored result.
-pub(super) fn sandbox_of(rec: &EndpointRecord) -> Option<PathBuf> {
-    stored_result(rec)?
-        .interfaces
-        .iter()
-        .find_map(|i| i.sandbox.as_deref().map(PathBuf::from))
-}
-
 /// Rewrites the sandbox's hosts file from the addresses of its container's endpoints.
 fn refresh_hosts(sandbox: &Sandbox) -> Result<()> {
     let controller = Controller::from_inner(sandbox.inner().clone());
@@ -234,8 +221,8 @@ fn refresh_hosts(sandbox: &Sandbox) -> Result<()> {
         if rec.key.container_id != *sandbox.container_id() {
             continue;
         }
-        let ips = stored_result(&rec).map(|r| r.ips).unwrap_or_default();
-        addresses.extend(ips.iter().map(|ip| ip.address.addr()));
+        let info = EndpointInfo::from_record(&rec);
+        addresses.extend(info.addresses.iter().map(IpNet::addr));
     }
     sandbox.write_hosts(&addresses)
 }

@@ -22,12 +22,15 @@ mod endpoint;
 mod network;
 mod options;
 mod sandbox;
+mod scratch;
 
+pub use crate::inventory::PortBinding;
 pub use controller::{Controller, ControllerConfig, GcReport};
 pub use endpoint::{DriverInfo, Endpoint};
 pub use network::Network;
-pub use options::{EndpointOptions, NetworkOptions, PortBinding, SandboxOptions};
+pub use options::{EndpointOptions, NetworkOptions, SandboxOptions};
 pub use sandbox::Sandbox;
+pub use scratch::Scratch;
 
 use std::path::PathBuf;
 

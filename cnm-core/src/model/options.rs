@@ -4,10 +4,10 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::cni::config::Protocol;
+use crate::inventory::PortBinding;
 
 /// Options of a new network.
 #[derive(Debug, Clone, Default)]
@@ -40,63 +40,6 @@ impl NetworkOptions {
     pub fn driver_option(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.driver_options.insert(key.to_owned(), value.into());
         self
-    }
-}
-
-/// One published port: libnetwork's `types.PortBinding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PortBinding {
-    /// tcp, udp or sctp.
-    pub protocol: Protocol,
-    /// Host address to publish on; `None` means every host address.
-    #[serde(rename = "hostIP")]
-    pub host_ip: Option<IpAddr>,
-    /// Port on the host.
-    pub host_port: u16,
-    /// Port in the container.
-    pub container_port: u16,
-}
-
-impl PortBinding {
-    /// `host_port` on every host address to `container_port`, TCP.
-    pub fn tcp(host_port: u16, container_port: u16) -> Self {
-        PortBinding {
-            protocol: Protocol::Tcp,
-            host_ip: None,
-            host_port,
-            container_port,
-        }
-    }
-
-    /// The `runtimeConfig.portMappings` entry a runtime would pass.
-    pub(crate) fn to_cni(self) -> Value {
-        let mut m = json!({
-            "hostPort": self.host_port,
-            "containerPort": self.container_port,
-            "protocol": self.protocol.as_str(),
-        });
-        if let Some(ip) = self.host_ip {
-            m["hostIP"] = json!(ip.to_string());
-        }
-        m
-    }
-}
-
-impl std::fmt::Display for PortBinding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let host = match self.host_ip {
-            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
-            Some(ip) => ip.to_string(),
-            None => "0.0.0.0".into(),
-        };
-        write!(
-            f,
-            "{host}:{}->{}/{}",
-            self.host_port,
-            self.container_port,
-            self.protocol.as_str()
-        )
     }
 }
 
