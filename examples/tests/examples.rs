@@ -130,3 +130,115 @@ fn namespaces_prints_what_it_made_and_leaves_nothing() {
         .unwrap_or_default();
     assert!(left.is_empty(), "named namespaces left: {left:?}");
 }
+
+/// Runs an example to the end; its pid and what it printed. It must succeed.
+fn run(name: &str) -> (u32, String) {
+    let child = Command::new(example(name))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the example");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for the example");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (pid, stdout)
+}
+
+/// A model example ran in `Scratch::new(label)`: its host namespace, its state directory and
+/// every sandbox mount under it are gone.
+fn assert_scratch_gone(label: &str, pid: u32, stdout: &str) {
+    let host = PathBuf::from(after(stdout, "host namespace (throwaway): "));
+    assert_eq!(
+        host,
+        Path::new("/run/netns").join(format!("cnm-{label}-{pid}"))
+    );
+    assert!(!host.exists(), "{} is left", host.display());
+    let dir = std::env::temp_dir().join(format!("cnm-{label}-{pid}"));
+    assert!(!dir.exists(), "{} is left", dir.display());
+    let d = dir.to_str().expect("UTF-8 path");
+    let left: Vec<String> = mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(d) || m.as_str() == host.to_str().unwrap())
+        .collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+}
+
+/// A MAC address as the kernel prints it.
+fn is_mac(s: &str) -> bool {
+    s.len() == 17
+        && s.split(':')
+            .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok())
+}
+
+#[test]
+fn the_libnetwork_readme_example_joins_and_leaves_nothing() {
+    if !require_root("the_libnetwork_readme_example_joins_and_leaves_nothing") {
+        return;
+    }
+    let (pid, stdout) = run("readme");
+    let line = after(&stdout, "Joined endpoint Endpoint1 (");
+    let (mac, rest) = line
+        .split_once(") to sandbox container1 (")
+        .expect("the line");
+    assert!(is_mac(mac), "{line}");
+    let key = rest.strip_suffix(')').expect("closing parenthesis");
+    let expected = std::env::temp_dir().join(format!("cnm-readme-{pid}/run/netns/container1"));
+    assert_eq!(Path::new(key), expected);
+    assert_scratch_gone("readme", pid, &stdout);
+}
+
+#[test]
+fn join_by_container_id_reports_the_port_map_and_leaves_nothing() {
+    if !require_root("join_by_container_id_reports_the_port_map_and_leaves_nothing") {
+        return;
+    }
+    let (pid, stdout) = run("join_container");
+    let line = after(&stdout, "Joined endpoint Endpoint1 (");
+    let (mac, rest) = line
+        .split_once(") to container container1 (")
+        .expect("the line");
+    assert!(is_mac(mac), "{line}");
+    let expected = std::env::temp_dir().join(format!("cnm-join-{pid}/run/netns/container1"));
+    assert_eq!(
+        rest.strip_suffix(')').map(Path::new),
+        Some(expected.as_path())
+    );
+    assert_eq!(after(&stdout, "exposed: "), "80/tcp");
+    assert_eq!(after(&stdout, "port map: "), "0.0.0.0:8080->80/tcp");
+    assert_eq!(after(&stdout, "address: "), "10.88.0.2/24");
+    assert_scratch_gone("join", pid, &stdout);
+}
+
+#[test]
+fn two_containers_talk_directly_and_through_the_published_port() {
+    if !require_root("two_containers_talk_directly_and_through_the_published_port") {
+        return;
+    }
+    let (pid, stdout) = run("ports");
+    let web = after(&stdout, "endpoint web: eth0 ");
+    assert!(
+        web.ends_with(" 10.87.0.2/24 ports [0.0.0.0:8080->80/tcp]"),
+        "{web}"
+    );
+    let client = after(&stdout, "endpoint client: eth0 ");
+    assert!(client.ends_with(" 10.87.0.3/24 ports []"), "{client}");
+    // Direct traffic keeps its source; traffic from the host through the published port is
+    // seen from the gateway (the host's address on the bridge).
+    let direct = after(&stdout, "client -> 10.87.0.2:80: ");
+    assert!(
+        direct.starts_with("hello from web (web saw 10.87.0.3:"),
+        "{direct}"
+    );
+    let published = after(&stdout, "host -> 10.87.0.1:8080: ");
+    assert!(
+        published.starts_with("hello from web (web saw 10.87.0.1:"),
+        "{published}"
+    );
+    assert!(stdout.contains("removed: endpoints, sandboxes, network\n"));
+    assert_scratch_gone("ports", pid, &stdout);
+}

@@ -108,11 +108,20 @@ struct Case {
     msg: &'static str,
 }
 
-fn cases() -> Vec<Case> {
+/// A regular file posing as a netns; removed on drop, also when an assertion fails.
+struct PlainFile(std::path::PathBuf);
+
+impl Drop for PlainFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn cases() -> (PlainFile, Vec<Case>) {
     let dir = std::env::temp_dir();
-    let plain = dir.join(format!("cnm-proto-plain-{}", std::process::id()));
-    std::fs::write(&plain, "not a netns").unwrap();
-    let plain: &'static str = plain.to_str().unwrap().to_owned().leak();
+    let plain_file = PlainFile(dir.join(format!("cnm-proto-plain-{}", std::process::id())));
+    std::fs::write(&plain_file.0, "not a netns").unwrap();
+    let plain: &'static str = plain_file.0.to_str().unwrap().to_owned().leak();
     let tmp: &'static str = dir.to_str().unwrap().to_owned().leak();
     let good = conf("1.0.0");
     let c = |what, env, stdin: &[u8], code, msg| Case {
@@ -122,7 +131,7 @@ fn cases() -> Vec<Case> {
         code,
         msg,
     };
-    vec![
+    let cases = vec![
         c(
             "malformed JSON",
             env("ADD"),
@@ -363,12 +372,14 @@ fn cases() -> Vec<Case> {
             6,
             "recursion limit",
         ),
-    ]
+    ];
+    (plain_file, cases)
 }
 
 #[test]
 fn bad_input_gets_the_right_code_and_message() {
-    for case in cases() {
+    let (_plain, cases) = cases();
+    for case in cases {
         let r = exec(&case.env, &case.stdin);
         assert!(!r.ok, "{}: exit status 0", case.what);
         assert_eq!(r.out["code"], case.code, "{}: {}", case.what, r.out);
