@@ -245,3 +245,114 @@ fn bad_input_is_refused_before_anything_is_made() {
         }
     });
 }
+
+/// A veth pair in the calling thread's namespace, both ends up: a "physical" device.
+fn veth_pair(name: &str, peer: &str) {
+    let mut h = crate::netlink::Handle::new().unwrap();
+    h.create_veth(&crate::netlink::VethSpec {
+        name,
+        peer_name: peer,
+        up: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let index = h.link_by_name(peer).unwrap().unwrap().index;
+    h.set_up(index).unwrap();
+}
+
+fn link_names(sandbox: &Sandbox) -> Vec<String> {
+    let mut h = crate::netlink::Handle::new_in(&sandbox.netns().unwrap()).unwrap();
+    let mut names: Vec<String> = h.links().unwrap().into_iter().map(|l| l.name).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn null_macvlan_and_host_device_drivers_through_the_library() {
+    let Some(lab) = Lab::new() else { return };
+    lab.run(|c| {
+        // null: the sandbox has its loopback up and nothing else.
+        let none = c
+            .new_network("null", "none", NetworkOptions::default())
+            .unwrap();
+        let s0 = c
+            .new_sandbox("isolated", SandboxOptions::default())
+            .unwrap();
+        let mut ep0 = none
+            .create_endpoint("lo", EndpointOptions::default())
+            .unwrap();
+        ep0.join(&s0).unwrap();
+        let info = ep0.driver_info().unwrap();
+        assert_eq!(info.ifname, "lo");
+        assert!(
+            info.addresses.contains(&"127.0.0.1/8".parse().unwrap()),
+            "{info:?}"
+        );
+        assert_eq!(link_names(&s0), ["lo"]);
+        ep0.verify().unwrap();
+
+        // macvlan: two containers on one master talk to each other.
+        veth_pair("mvmaster", "mvpeer");
+        let mv = c
+            .new_network(
+                "macvlan",
+                "mv",
+                NetworkOptions::default()
+                    .ipv4("10.230.0.0/24".parse().unwrap())
+                    .driver_option("master", "mvmaster")
+                    .driver_option("mode", "bridge"),
+            )
+            .unwrap();
+        let (s1, s2) = (
+            c.new_sandbox("m1", SandboxOptions::default()).unwrap(),
+            c.new_sandbox("m2", SandboxOptions::default()).unwrap(),
+        );
+        let mut e1 = mv
+            .create_endpoint("e1", EndpointOptions::default())
+            .unwrap();
+        let mut e2 = mv
+            .create_endpoint("e2", EndpointOptions::default())
+            .unwrap();
+        e1.join(&s1).unwrap();
+        e2.join(&s2).unwrap();
+        let a1 = addr_of(&e1.driver_info().unwrap());
+        let listener = s1.run(|| TcpListener::bind("0.0.0.0:80").unwrap()).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| s2.run(move || echo_once(SocketAddr::new(a1, 80))).unwrap());
+            serve_once(&listener);
+        });
+        assert_eq!(link_names(&s1), ["eth0", "lo"]);
+
+        // host-device: the host's device moves in as eth0, and back under its name on leave.
+        veth_pair("hostdev0", "hostdev0p");
+        let hd = c
+            .new_network(
+                "host-device",
+                "hd",
+                NetworkOptions::default()
+                    .ipv4("10.229.0.0/24".parse().unwrap())
+                    .driver_option("device", "hostdev0"),
+            )
+            .unwrap();
+        let s3 = c.new_sandbox("h1", SandboxOptions::default()).unwrap();
+        let mut e3 = hd
+            .create_endpoint("e3", EndpointOptions::default())
+            .unwrap();
+        e3.join(&s3).unwrap();
+        assert_eq!(link_names(&s3), ["eth0", "lo"]);
+        let mut h = crate::netlink::Handle::new().unwrap();
+        assert!(h.link_by_name("hostdev0").unwrap().is_none());
+        e3.leave(&s3).unwrap();
+        assert!(h.link_by_name("hostdev0").unwrap().is_some(), "returned");
+        assert_eq!(link_names(&s3), ["lo"]);
+
+        for s in c.sandboxes().unwrap() {
+            s.delete().unwrap();
+        }
+        for n in c.networks().unwrap() {
+            n.delete().unwrap();
+        }
+        assert!(c.networks().unwrap().is_empty());
+        drop((e1, e2));
+    });
+}
