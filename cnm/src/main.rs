@@ -1,8 +1,10 @@
 //! `cnm`: shows what cnm has made on this node (its networks and endpoints), read from cnm's
-//! store. This file parses the command line and calls one function per subcommand; each
-//! subcommand lives in its own module, so adding one is a module and a `match` arm.
+//! store, and removes what belongs to no live container (`cnm gc`). This file parses the
+//! command line and calls one function per subcommand; each subcommand lives in its own module,
+//! so adding one is a module and a `match` arm.
 
 mod endpoint;
+mod gc;
 mod network;
 mod output;
 mod table;
@@ -17,7 +19,8 @@ use cnm_core::ipam::config::DEFAULT_DATA_DIR;
 /// What a subcommand returns; an error becomes one line on stderr and exit status 1.
 type Outcome = Result<(), Box<dyn std::error::Error>>;
 
-/// Shows what cnm (Docker's Container Network Model as CNI plugins) has made on this node.
+/// Shows what cnm (Docker's Container Network Model as CNI plugins) has made on this node,
+/// and removes what belongs to no live container.
 ///
 /// Exit status: 0 on success, 1 when something failed (one line on stderr), 2 for a usage
 /// error.
@@ -61,6 +64,10 @@ enum Command {
     /// Endpoints: containers' interfaces on cnm's networks.
     #[command(subcommand)]
     Endpoint(endpoint::Command),
+    /// Deletes the endpoints whose container's network namespace is gone (a crashed runtime,
+    /// a container removed without DEL): their links, addresses and published ports. Run it
+    /// in the network namespace the plugins run in (the host's).
+    Gc,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Network(cmd) => network::run(cmd, &cli.global),
         Command::Endpoint(cmd) => endpoint::run(cmd, &cli.global),
+        Command::Gc => gc::run(&cli.global),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -260,6 +260,7 @@ fn help_works_for_each_subcommand() {
         &["endpoint", "--help"],
         &["endpoint", "ls", "--help"],
         &["help", "endpoint", "ls"],
+        &["gc", "--help"],
     ] {
         let out = cnm(args);
         assert!(out.status.success(), "cnm {args:?}: {out:?}");
