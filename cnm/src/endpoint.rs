@@ -36,6 +36,11 @@ pub fn run(cmd: &Command, global: &Global) -> Outcome {
     if global.json {
         return emit_json(&endpoints);
     }
+    emit(&table(&endpoints))
+}
+
+/// The endpoints as `cnm endpoint ls` prints them: one aligned row each, short container IDs.
+pub fn table(endpoints: &[EndpointInfo]) -> String {
     let header = [
         "NETWORK",
         "CONTAINER ID",
@@ -45,17 +50,22 @@ pub fn run(cmd: &Command, global: &Global) -> Outcome {
         "PORTS",
     ];
     let mut table = Table::new(&header);
-    for e in &endpoints {
+    for e in endpoints {
         table.row(vec![
             e.network.to_string(),
-            e.container_id.as_str().chars().take(SHORT_ID).collect(),
+            short_id(e.container_id.as_str()),
             e.ifname.to_string(),
             e.mac.clone().unwrap_or_default(),
             join(&e.addresses),
             published(e).join(", "),
         ]);
     }
-    emit(&table.render())
+    table.render()
+}
+
+/// The first characters of a container ID, as tables show it.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(SHORT_ID).collect()
 }
 
 /// The published ports as `docker ps` shows them: one published on every host address is
