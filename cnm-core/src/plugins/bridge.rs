@@ -14,16 +14,16 @@
 //! the netns nor `prevResult`. After the last endpoint of a network leaves, a bridge that cnm
 //! created is deleted.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::cni::config::{ConfigError, GcAttachment, NetConf};
+use crate::cni::config::{ConfigError, GcAttachment};
 use crate::cni::env::{IfName, Target};
-use crate::cni::result::{Dns, Interface, IpConfig, Route};
+use crate::cni::result::{Interface, IpConfig, Route};
 use crate::cni::{Attach, Call, CniResult, Detach, Plugin, SpecVersion};
 use crate::driver::bridge::{
     self as driver, BridgeConfig, BridgeError, BridgeInfo, BridgePlan, Masquerade,
@@ -31,47 +31,20 @@ use crate::driver::bridge::{
 use crate::error::Result;
 use crate::firewall::{NetworkRules, Nft};
 use crate::inventory::{PortBinding, PORT_MAPPINGS_KEY};
-use crate::ipam::config::DEFAULT_DATA_DIR;
-use crate::ipam::{IpamPlan, RangeSetPlan};
 use crate::netlink::Handle;
-use crate::plugins::common::{self, subnets_of};
-use crate::plugins::ipam::{ip_config, requested};
+use crate::plugins::common::{self, subnets_of, Ipam};
+use crate::plugins::ipam::requested;
 use crate::portmap;
 use crate::rollback::Rollback;
-use crate::store::{EndpointKey, EndpointRecord, EndpointState, NetworkRecord, SqliteStore, Store};
+use crate::store::{
+    EndpointKey, EndpointRecord, EndpointState, NetworkRecord, Reservation, SqliteStore, Store,
+};
 
 /// The `cnm-bridge` plugin.
 #[derive(Debug, Default)]
 pub struct BridgePlugin;
 
 type BridgeCall<'a> = Call<'a, BridgeConfig>;
-
-/// Where addresses come from.
-enum Ipam {
-    /// `cnm-ipam`, in this process and in the same store transaction as the endpoint.
-    Local(IpamPlan),
-    /// Any other IPAM plugin, executed from `CNI_PATH`.
-    Delegated(String),
-    /// No `ipam` section: a layer-2 only network.
-    None,
-}
-
-impl Ipam {
-    fn from_conf(conf: &NetConf<BridgeConfig>) -> Result<Self> {
-        Ok(match &conf.ipam {
-            None => Ipam::None,
-            Some(i) if i.plugin_type == "cnm-ipam" => Ipam::Local(IpamPlan::parse(&i.raw)?),
-            Some(i) => Ipam::Delegated(i.plugin_type.clone()),
-        })
-    }
-
-    fn sets(&self) -> &[RangeSetPlan] {
-        match self {
-            Ipam::Local(p) => &p.sets,
-            _ => &[],
-        }
-    }
-}
 
 /// Everything an operation needs, validated before the first side effect.
 struct Prepared {
@@ -83,11 +56,7 @@ struct Prepared {
 fn prepare(call: &BridgeCall<'_>) -> Result<Prepared> {
     let plan = BridgePlan::new(&call.conf)?;
     let ipam = Ipam::from_conf(&call.conf)?;
-    let store_dir = match (&call.conf.plugin.data_dir, &ipam) {
-        (Some(dir), _) => dir.clone(),
-        (None, Ipam::Local(p)) => p.data_dir.clone(),
-        (None, _) => PathBuf::from(DEFAULT_DATA_DIR),
-    };
+    let store_dir = ipam.store_dir(call.conf.plugin.data_dir.as_deref());
     Ok(Prepared {
         plan,
         ipam,
@@ -205,10 +174,6 @@ fn firewall_rules(plan: &BridgePlan, subnets: Vec<IpNet>) -> NetworkRules<'_> {
     }
 }
 
-/// After the last endpoint of a network left: remove the network's firewall elements and a
-/// bridge that cnm made for it. The subnets come from the network's record, which outlives
-/// its endpoints (a DEL killed after releasing the last endpoint is repaired by the next DEL),
-/// and from the last endpoint's result (`last`).
 /// Runs `a` here and `b` on a scoped thread at the same time; both run to the end, and the
 /// first error (of `a`, then `b`) is returned. Deleting a link and removing nftables elements
 /// each wait for an RCU grace period in the kernel (~16-20 ms here): side by side, DEL pays it
@@ -217,18 +182,80 @@ fn concurrently(
     a: impl FnOnce() -> Result<()>,
     b: impl FnOnce() -> Result<()> + Send,
 ) -> Result<()> {
-    // The call's span goes along, so the other thread's log lines name the container too.
+    let (second, first) = concurrently_both(a, b);
+    first.and(second)
+}
+
+/// The host side of a network, ready for an endpoint: the route-netlink socket, the bridge,
+/// and the netfilter socket with cnm's table and the network's elements in it.
+struct NetworkSide {
+    host: Handle,
+    bridge: BridgeInfo,
+    nft: Nft,
+}
+
+/// Ensures the bridge with `gateways`, forwarding for their families, cnm's table and the
+/// network's elements for `subnets` (adding what exists already is a no-op).
+fn ensure_network_side(
+    call: &BridgeCall<'_>,
+    p: &Prepared,
+    gateways: &[IpNet],
+    subnets: Vec<IpNet>,
+) -> Result<NetworkSide> {
+    let mut host = Handle::new().map_err(BridgeError::from)?;
+    let bridge = driver::ensure_bridge(&mut host, &p.plan, &call.conf.name, gateways)?;
+    if p.plan.is_gateway {
+        let v4 = subnets.iter().any(|s| s.addr().is_ipv4());
+        driver::enable_forwarding(v4, subnets.iter().any(|s| s.addr().is_ipv6()))?;
+    }
+    let mut nft = Nft::new()?;
+    nft.ensure_table()?;
+    nft.add_network(&firewall_rules(&p.plan, subnets))?;
+    Ok(NetworkSide { host, bridge, nft })
+}
+
+/// The bridge's gateway addresses when they are known before reservation: cnm-ipam whose every
+/// range set has one range (the address's range, hence its gateway, is then certain).
+fn early_gateways(p: &Prepared) -> Option<Vec<IpNet>> {
+    let Ipam::Local(plan) = &p.ipam else {
+        return None;
+    };
+    if plan.sets.iter().any(|set| set.ranges.len() != 1) {
+        return None;
+    }
+    if !p.plan.is_gateway {
+        return Some(Vec::new());
+    }
+    plan.sets
+        .iter()
+        .map(|set| {
+            let r = &set.ranges[0];
+            IpNet::new(r.gateway, r.subnet.prefix_len()).ok()
+        })
+        .collect()
+}
+
+/// Runs `here` on this thread and `there` on a scoped thread at the same time; both run to the
+/// end. `there` must not depend on this thread's namespace (it starts in it all the same).
+fn concurrently_both<A, B: Send>(
+    here: impl FnOnce() -> Result<A>,
+    there: impl FnOnce() -> Result<B> + Send,
+) -> (Result<B>, Result<A>) {
     let span = tracing::Span::current();
     std::thread::scope(|s| {
-        let other = s.spawn(move || span.in_scope(b));
-        let first = a();
+        let other = s.spawn(move || span.in_scope(there));
+        let first = here();
         let second = other
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        first.and(second)
+        (second, first)
     })
 }
 
+/// After the last endpoint of a network left: remove the network's firewall elements and a
+/// bridge that cnm made for it. The subnets come from the network's record, which outlives
+/// its endpoints (a DEL killed after releasing the last endpoint is repaired by the next DEL),
+/// and from the last endpoint's result (`last`).
 fn teardown_if_unused(
     store: &SqliteStore,
     host: &mut Handle,
@@ -251,6 +278,16 @@ fn teardown_if_unused(
             }
         }
     }
+    teardown(host, call, plan, subnets)
+}
+
+/// Removes the network's firewall elements for `subnets` and the bridge if cnm made it.
+fn teardown(
+    host: &mut Handle,
+    call: &BridgeCall<'_>,
+    plan: &BridgePlan,
+    subnets: Vec<IpNet>,
+) -> Result<()> {
     let rules = firewall_rules(plan, subnets);
     concurrently(
         || Ok(Nft::new()?.remove_network(&rules)?),
@@ -259,6 +296,20 @@ fn teardown_if_unused(
             Ok(())
         },
     )
+}
+
+/// An ADD whose reservation failed after the network's host side was made: nothing of it may
+/// stay. With the store, the network goes if no endpoint uses it; without (it could not be
+/// opened), only what this call created is known to be unused.
+fn undo_network_side(call: &BridgeCall<'_>, p: &Prepared, side: &mut NetworkSide) {
+    let outcome = match SqliteStore::open(&p.store_dir) {
+        Ok(store) => teardown_if_unused(&store, &mut side.host, call, &p.plan, None),
+        Err(_) if side.bridge.created => teardown(&mut side.host, call, &p.plan, p.ipam.subnets()),
+        Err(_) => Ok(()),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!("removing the network's host side after a failed reservation: {e}");
+    }
 }
 
 impl Plugin for BridgePlugin {
@@ -275,83 +326,96 @@ impl Plugin for BridgePlugin {
         let network = NetworkRecord {
             name: call.conf.name.clone(),
             driver: Self::NAME.into(),
-            subnets: match &p.ipam {
-                Ipam::Local(plan) => plan.subnets(),
-                _ => Vec::new(),
-            },
+            subnets: p.ipam.subnets(),
             config: common::network_config(call),
         };
-        let store = RefCell::new(SqliteStore::open(&p.store_dir)?);
-        let host = RefCell::new(Handle::new().map_err(BridgeError::from)?);
-        let reservation =
+        let reserve = || -> Result<(SqliteStore, Reservation)> {
+            let mut store = SqliteStore::open(&p.store_dir)?;
+            let r = store.reserve_endpoint(&network, &key, p.ipam.sets(), &requested)?;
+            Ok((store, r))
+        };
+        // With cnm-ipam and one range per set the gateways are known before any address is
+        // reserved: the network's host side (bridge, gateways, forwarding, nftables) is then
+        // made while another thread opens the store and reserves, as neither needs the other
+        // and each takes a few hundred microseconds. Otherwise it waits for the addresses.
+        let (reserved, early) = match early_gateways(&p) {
+            Some(gws) => {
+                let (reserved, side) = concurrently_both(
+                    || ensure_network_side(call, &p, &gws, p.ipam.subnets()),
+                    reserve,
+                );
+                match (reserved, side) {
+                    (Ok(r), side) => (r, Some(side)),
+                    (Err(e), Ok(mut side)) => {
+                        undo_network_side(call, &p, &mut side);
+                        return Err(e);
+                    }
+                    (Err(e), Err(_)) => return Err(e),
+                }
+            }
+            None => (reserve()?, None),
+        };
+        let (store, reservation) = reserved;
+        let store = RefCell::new(store);
+        // On any failure from here on the reservation is released and then, once the host side
+        // exists, the network's bridge and elements go unless another endpoint uses them.
+        let side_made = Cell::new(early.is_some());
+        let mut undo = Rollback::new();
+        undo.push("release the reservation and an unused network", || {
             store
                 .borrow_mut()
-                .reserve_endpoint(&network, &key, p.ipam.sets(), &requested)?;
+                .release_endpoint(&key)
+                .map_err(|e| e.to_string())?;
+            if side_made.get() {
+                let mut h = Handle::new().map_err(|e| e.to_string())?;
+                teardown_if_unused(&store.borrow(), &mut h, call, &p.plan, None)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        let early = early.transpose()?;
         if reservation.existing {
             let rec = store.borrow().endpoint(&key)?;
             if let Some(done) = rec.as_ref().filter(|r| r.state == EndpointState::Created) {
                 if let Some(recorded) = Recorded::from_record(done) {
                     // A repeated ADD: the attachment exists; answer as the first ADD did.
+                    undo.commit();
                     return Ok(recorded.result);
                 }
             }
             // An earlier ADD died half-way: remove what it left, then make it again.
-            driver::detach(&mut host.borrow_mut(), &host_veth)?;
+            driver::detach(&mut Handle::new().map_err(BridgeError::from)?, &host_veth)?;
         }
-        let delegation = call.delegation(Some(at.target), Some(at.netns.path()));
-        let mut undo = Rollback::new();
-        undo.push("release the reservation", || {
-            store
-                .borrow_mut()
-                .release_endpoint(&key)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        });
-
-        let (ips, ipam_routes, dns) = match &p.ipam {
-            Ipam::Local(plan) => {
-                let ips = reservation
-                    .addresses
-                    .iter()
-                    .map(|a| ip_config(plan, &key, a))
-                    .collect::<Result<Vec<_>>>()?;
-                (ips, plan.routes.clone(), plan.dns.clone())
-            }
-            Ipam::Delegated(plugin) => {
-                let r = delegation.add(plugin, call.stdin)?;
-                undo.push("release the delegated IPAM's addresses", move || {
-                    delegation
-                        .del(plugin, call.stdin)
-                        .map_err(|e| e.to_string())
-                });
-                store
-                    .borrow_mut()
-                    .learn_subnets(&call.conf.name, &subnets_of(&r.ips))?;
-                (r.ips, r.routes, r.dns)
-            }
-            Ipam::None => (Vec::new(), Vec::new(), Dns::default()),
-        };
-        let routes = container_routes(&p.plan, &ips, ipam_routes);
+        let addressing = common::acquire_addresses(
+            call,
+            &p.ipam,
+            &key,
+            &reservation,
+            (at.target, at.netns.path()),
+            &store,
+            &mut undo,
+        )?;
+        let ips = addressing.ips;
+        let routes = container_routes(&p.plan, &ips, addressing.routes);
         // Port mapping (runtimeConfig.portMappings): validated here, published after attach.
         let bridge_name = Some(p.plan.bridge.as_str());
         let ports = portmap::plan(&call.conf.runtime_config.port_mappings, &ips, bridge_name)?;
-
-        let bridge: BridgeInfo = driver::ensure_bridge(
-            &mut host.borrow_mut(),
-            &p.plan,
-            &call.conf.name,
-            &gateways(&p.plan, &ips),
-        )?;
-        if p.plan.is_gateway {
-            let v4 = ips.iter().any(|ip| ip.address.addr().is_ipv4());
-            driver::enable_forwarding(v4, ips.iter().any(|ip| ip.address.addr().is_ipv6()))?;
-        }
-        let mut nft = Nft::new()?;
-        nft.ensure_table()?;
-        // Network-level elements, shared by its endpoints: adding them again is a no-op.
-        nft.add_network(&firewall_rules(&p.plan, subnets_of(&ips)))?;
+        let side = match early {
+            Some(side) => side,
+            None => {
+                side_made.set(true);
+                ensure_network_side(call, &p, &gateways(&p.plan, &ips), subnets_of(&ips))?
+            }
+        };
+        let NetworkSide {
+            mut host,
+            bridge,
+            mut nft,
+        } = side;
         undo.push("delete the veth pair", || {
-            driver::detach(&mut host.borrow_mut(), &host_veth).map_err(|e| e.to_string())
+            // A socket of its own: this runs only on failure, after `host` is gone.
+            let mut h = Handle::new().map_err(|e| e.to_string())?;
+            driver::detach(&mut h, &host_veth).map_err(|e| e.to_string())
         });
         let host_mac = driver::random_mac();
         let spec = driver::EndpointSpec {
@@ -362,7 +426,7 @@ impl Plugin for BridgePlugin {
             ips: &ips,
             routes: &routes,
         };
-        driver::attach(&mut host.borrow_mut(), &bridge, &p.plan, &spec, at.netns)?;
+        driver::attach(&mut host, &bridge, &p.plan, &spec, at.netns)?;
         portmap::publish(&mut *store.borrow_mut(), &mut nft, &key, &ports)?;
         let published = ports.clone();
         undo.push("withdraw published ports", move || {
@@ -399,7 +463,7 @@ impl Plugin for BridgePlugin {
                 })
                 .collect(),
             routes,
-            dns,
+            dns: addressing.dns,
         };
         let recorded = Recorded {
             host_veth: host_veth.clone(),
@@ -433,6 +497,7 @@ impl Plugin for BridgePlugin {
             index: link.index,
             name: link.name,
             mac: link.mac,
+            created: false,
         };
         let spec = recorded.spec(&at.target.ifname);
         driver::verify(&mut host, &bridge, &spec, at.netns)?;

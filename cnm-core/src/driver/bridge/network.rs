@@ -23,6 +23,8 @@ pub struct BridgeInfo {
     pub name: String,
     /// Hardware address (fixed at creation, so it does not change as ports come and go).
     pub mac: Option<[u8; 6]>,
+    /// Whether this call created it (rather than finding it).
+    pub created: bool,
 }
 
 /// The alias that marks a bridge as made by cnm for `network`.
@@ -38,6 +40,7 @@ pub fn ensure_bridge(
     gateways: &[IpNet],
 ) -> Result<BridgeInfo, BridgeError> {
     let name = plan.bridge.as_str();
+    let mut created = false;
     let link = match h.link_by_name(name)? {
         Some(link) => link,
         None => {
@@ -51,6 +54,7 @@ pub fn ensure_bridge(
             };
             match h.create_bridge(&spec) {
                 Ok(()) => {
+                    created = true;
                     tracing::info!("created bridge {name}");
                     crate::fault::side_effect("create bridge");
                 }
@@ -84,6 +88,7 @@ pub fn ensure_bridge(
         index: link.index,
         name: link.name,
         mac: link.mac,
+        created,
     })
 }
 
