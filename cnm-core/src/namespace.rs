@@ -316,14 +316,16 @@ impl NetworkNamespace {
             Err(e) => return Err(netlink(doing("move it into the namespace"))(e)),
         }
         tracing::info!("moved {src} into {} as {dst}", path.display());
-        bridge::configure_sandbox_end(&self.ns, dst, &iface.ips(), &iface.routes()).map_err(
-            |source| NamespaceError::Configure {
-                src: src.to_owned(),
-                dst: dst.to_owned(),
-                path: path.to_owned(),
-                source: Box::new(source),
-            },
-        )?;
+        let configure = || -> Result<(), crate::driver::bridge::BridgeError> {
+            let mut inside = Handle::new_in(&self.ns)?;
+            bridge::configure_sandbox_end(&mut inside, dst, &iface.ips(), &iface.routes())
+        };
+        configure().map_err(|source| NamespaceError::Configure {
+            src: src.to_owned(),
+            dst: dst.to_owned(),
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
         undo.commit();
         self.interfaces.push(iface.clone());
         Ok(())

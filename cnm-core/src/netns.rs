@@ -187,14 +187,7 @@ impl OwnedNetns {
         let mounted = std::thread::scope(|s| {
             s.spawn(|| -> Result<(), NetnsError> {
                 unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io_err("unshare", path, e))?;
-                mount(
-                    Some("/proc/thread-self/ns/net"),
-                    path,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-                .map_err(|e| io_err("bind mount", path, e))
+                bind_thread_netns(path)
             })
             .join()
             .unwrap_or_else(|_| {
@@ -261,6 +254,19 @@ impl Drop for OwnedNetns {
             remove_mount(&self.ns.path);
         }
     }
+}
+
+/// Bind-mounts the calling thread's network namespace onto `path`, an existing file: what keeps
+/// a namespace alive with no process in it.
+pub fn bind_thread_netns(path: &Path) -> Result<(), NetnsError> {
+    mount(
+        Some("/proc/thread-self/ns/net"),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| io_err("bind mount", path, e))
 }
 
 /// Removes a namespace mount made by [`OwnedNetns::create`] or `ip netns add`; missing is fine.

@@ -360,8 +360,14 @@ impl Controller {
                 container_id: rec.key.container_id.clone(),
                 ifname: rec.key.ifname.clone(),
             };
-            network.leave(&target, None)?;
-            tracing::info!("gc: removed {} (namespace {} is gone)", rec.key, sandbox);
+            // One endpoint that cannot be removed does not stop the others.
+            if let Err(e) = network.leave(&target, None) {
+                report
+                    .skipped
+                    .push((rec.key, format!("removing it failed: {e}")));
+                continue;
+            }
+            tracing::info!("gc: removed {} (namespace {sandbox} is gone)", rec.key);
             report.removed.push(rec.key);
         }
         Ok(report)

@@ -287,17 +287,8 @@ fn write(path: &Path, content: String) -> Result<()> {
 
 /// Bind-mounts the calling thread's namespace at `path` (the host sandbox's key).
 fn bind_current(path: &Path) -> Result<()> {
-    use nix::mount::{mount, MsFlags};
     fs::File::create(path).map_err(io_err("create", path))?;
-    mount(
-        Some("/proc/thread-self/ns/net"),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| io_err("bind mount", path)(e.into()))?;
-    Ok(())
+    crate::netns::bind_thread_netns(path).map_err(Error::Netns)
 }
 
 #[cfg(test)]

@@ -341,12 +341,16 @@ impl Plugin for BridgePlugin {
         let (reserved, early) = match early_gateways(&p) {
             Some(gws) => {
                 let (reserved, side) = concurrently_both(
-                    || ensure_network_side(call, &p, &gws, p.ipam.subnets()),
+                    || {
+                        let side = ensure_network_side(call, &p, &gws, p.ipam.subnets())?;
+                        let inside = Handle::new_in(at.netns).map_err(BridgeError::from)?;
+                        Ok((side, inside))
+                    },
                     reserve,
                 );
                 match (reserved, side) {
                     (Ok(r), side) => (r, Some(side)),
-                    (Err(e), Ok(mut side)) => {
+                    (Err(e), Ok((mut side, _))) => {
                         undo_network_side(call, &p, &mut side);
                         return Err(e);
                     }
@@ -400,11 +404,13 @@ impl Plugin for BridgePlugin {
         // Port mapping (runtimeConfig.portMappings): validated here, published after attach.
         let bridge_name = Some(p.plan.bridge.as_str());
         let ports = portmap::plan(&call.conf.runtime_config.port_mappings, &ips, bridge_name)?;
-        let side = match early {
-            Some(side) => side,
+        let (side, mut inside) = match early {
+            Some(early) => early,
             None => {
                 side_made.set(true);
-                ensure_network_side(call, &p, &gateways(&p.plan, &ips), subnets_of(&ips))?
+                let side =
+                    ensure_network_side(call, &p, &gateways(&p.plan, &ips), subnets_of(&ips))?;
+                (side, Handle::new_in(at.netns).map_err(BridgeError::from)?)
             }
         };
         let NetworkSide {
@@ -426,7 +432,7 @@ impl Plugin for BridgePlugin {
             ips: &ips,
             routes: &routes,
         };
-        driver::attach(&mut host, &bridge, &p.plan, &spec, at.netns)?;
+        driver::attach(&mut host, &bridge, &p.plan, &spec, at.netns, &mut inside)?;
         portmap::publish(&mut *store.borrow_mut(), &mut nft, &key, &ports)?;
         let published = ports.clone();
         undo.push("withdraw published ports", move || {

@@ -67,6 +67,20 @@ impl Ipam {
     }
 }
 
+/// The undo step that releases an endpoint's reservation (and its addresses) after a failure.
+pub fn release_on_failure<'a>(
+    store: &'a RefCell<SqliteStore>,
+    key: &'a EndpointKey,
+) -> impl FnOnce() -> Result<(), String> + 'a {
+    move || {
+        store
+            .borrow_mut()
+            .release_endpoint(key)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The endpoint's identity: (network, container, interface).
 pub fn endpoint_key<C>(call: &Call<'_, C>, target: &Target) -> EndpointKey {
     EndpointKey {

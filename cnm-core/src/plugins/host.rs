@@ -169,13 +169,10 @@ impl Plugin for HostPlugin {
                 .borrow_mut()
                 .reserve_endpoint(&network, &key, ipam.sets(), &requested)?;
         let mut undo = Rollback::new();
-        undo.push("release the reservation", || {
-            store
-                .borrow_mut()
-                .release_endpoint(&key)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        });
+        undo.push(
+            "release the reservation",
+            common::release_on_failure(&store, &key),
+        );
         let addressing = match ipam {
             // No IPAM: the device keeps its own addresses.
             Ipam::None => Addressing {

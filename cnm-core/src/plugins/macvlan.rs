@@ -137,13 +137,10 @@ impl Plugin for MacvlanPlugin {
             }
         }
         let mut undo = Rollback::new();
-        undo.push("release the reservation", || {
-            store
-                .borrow_mut()
-                .release_endpoint(&key)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        });
+        undo.push(
+            "release the reservation",
+            common::release_on_failure(&store, &key),
+        );
         let netns_path: &Path = at.netns.path();
         let addressing = common::acquire_addresses(
             call,

@@ -145,13 +145,14 @@ impl SqliteStore {
             true,
         )
         .map_err(sql("keeping the WAL on close"))?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 64; PRAGMA journal_size_limit = 262144;")
-            .map_err(sql("bounding the WAL"))?;
-        // NORMAL in WAL mode survives a process crash at any instant; a power loss may drop the
-        // last commits, but a power loss is a reboot, after which every endpoint is dropped anyway
-        // (boot id), so nothing can leak from it.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sql("setting synchronous"))?;
+        // synchronous = NORMAL: in WAL mode it survives a process crash at any instant; a power
+        // loss may drop the last commits, but a power loss is a reboot, after which every
+        // endpoint is dropped anyway (boot id), so nothing can leak from it.
+        conn.execute_batch(
+            "PRAGMA wal_autocheckpoint = 64; PRAGMA journal_size_limit = 262144; \
+             PRAGMA synchronous = NORMAL;",
+        )
+        .map_err(sql("bounding the WAL and setting synchronous"))?;
         let mut store = SqliteStore { conn, path };
         store.init(boot_id)?;
         Ok(store)
@@ -232,8 +233,17 @@ impl SqliteStore {
                 .optional()
                 .map_err(sql("reading meta"))
         };
-        let version = meta(&self.conn, "schema_version")?;
-        let stored_boot = meta(&self.conn, "boot_id")?;
+        // Every open reads both in one statement; only a new store (no meta table yet) fails
+        // it, and then takes the slow path below.
+        let (version, stored_boot): (Option<String>, Option<String>) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT value FROM meta WHERE key = 'schema_version'), \
+                        (SELECT value FROM meta WHERE key = 'boot_id')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or((None, None));
         if version.is_some() && (boot_id.is_none() || stored_boot.as_deref() == boot_id) {
             return check_version(version.as_deref());
         }

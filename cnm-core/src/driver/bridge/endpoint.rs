@@ -37,12 +37,15 @@ pub struct EndpointSpec<'a> {
 
 /// Creates the veth pair and configures the sandbox end. On error the caller's rollback deletes
 /// the host end (which deletes both ends).
+/// `inside` is a socket opened in `sandbox` ([`Handle::new_in`]), which the caller may open
+/// early, alongside other work.
 pub fn attach(
     host: &mut Handle,
     bridge: &BridgeInfo,
     plan: &BridgePlan,
     spec: &EndpointSpec<'_>,
     sandbox: &Netns,
+    inside: &mut Handle,
 ) -> Result<(), BridgeError> {
     host.create_veth(&VethSpec {
         name: spec.host_veth,
@@ -74,20 +77,20 @@ pub fn attach(
             host.set_isolated(index, true)?;
         }
     }
-    configure_sandbox_end(sandbox, spec.ifname.as_str(), spec.ips, spec.routes)
+    configure_sandbox_end(inside, spec.ifname.as_str(), spec.ips, spec.routes)
 }
 
 /// The sandbox side of an endpoint, shared by [`attach`] and the namespace layer
 /// ([`crate::namespace::NetworkNamespace::add_interface`]): inside `sandbox`, finds `ifname`,
 /// brings it up, adds `ips` (IPv6 without DAD, usable at once) and `routes` (a route without
-/// `gw` goes via its family's gateway). On error the caller undoes what it made.
+/// `gw` goes via its family's gateway), through `inside`, a socket opened in the sandbox. On
+/// error the caller undoes what it made.
 pub fn configure_sandbox_end(
-    sandbox: &Netns,
+    inside: &mut Handle,
     ifname: &str,
     ips: &[IpConfig],
     routes: &[Route],
 ) -> Result<(), BridgeError> {
-    let mut inside = Handle::new_in(sandbox)?;
     let index = inside
         .link_by_name(ifname)?
         .ok_or_else(|| BridgeError::Vanished {
