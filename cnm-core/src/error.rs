@@ -168,6 +168,7 @@ impl Error {
                 | HostDeviceError::NamedTwice { .. }
                 | HostDeviceError::DefaultRoute { .. }
                 | HostDeviceError::Loopback { .. } => ErrorCode::InvalidConfig,
+                HostDeviceError::IfNameTaken { .. } => ErrorCode::InvalidEnvironment,
                 HostDeviceError::Check(_) => ErrorCode::CheckFailed,
             },
             Error::Macvlan(e) => match e {

@@ -238,3 +238,50 @@ fn host_device_bad_input_leaves_the_host_interface_alone() {
     }
     assert_eq!(s.stored_endpoints(), 0);
 }
+
+#[test]
+fn a_taken_ifname_leaves_the_device_in_the_host_with_its_name_and_addresses() {
+    let test = "a_taken_ifname_leaves_the_device_in_the_host_with_its_name_and_addresses";
+    let Some(s) = Setup::new(test, &["cnm-host"], &["host-device"]) else {
+        return;
+    };
+    for plugin in ["cnm-host", "host-device"] {
+        let (dev, _phys) = device(&s);
+        let list = host_list(&s, "1.0.0", plugin, json!({"device": dev}));
+        let c = Container::new("taken").unwrap();
+        // The container already has a `net1`: a veth end of its own.
+        ip(
+            c.netns(),
+            &[
+                "link", "add", "net1", "type", "veth", "peer", "name", "mine0",
+            ],
+        )
+        .unwrap();
+        let rt = c.runtime_conf("net1");
+        let outcome = s.runtime.add_network_list(&list, &rt);
+        eprintln!("{plugin}: ADD with net1 taken: {outcome:?}");
+        let err = outcome.expect_err("net1 is taken");
+        let mut inside = link_names(c.netns()).unwrap();
+        inside.sort();
+        if plugin == "cnm-host" {
+            assert_eq!(code(&err), 4, "{err}");
+            assert!(msg(&err).contains("already has an interface net1"), "{err}");
+            assert_eq!(
+                inside,
+                ["lo", "mine0", "net1"],
+                "nothing of the host's stays inside"
+            );
+            assert!(link_names(s.host.netns()).unwrap().contains(&dev));
+            assert_eq!(addrs(s.host.netns(), &dev), ["10.66.0.5/24"]);
+        } else {
+            eprintln!("host-device: inside after the failed ADD: {inside:?}");
+        }
+        let del = s.runtime.del_network_list(&list, &rt);
+        eprintln!("{plugin}: DEL after the failed ADD: {del:?}");
+        if plugin == "cnm-host" {
+            del.unwrap();
+        }
+        let _ = ip(s.host.netns(), &["link", "del", &dev]);
+    }
+    assert_eq!(s.stored_endpoints(), 0);
+}

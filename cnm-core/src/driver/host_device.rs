@@ -74,6 +74,9 @@ pub enum HostDeviceError {
     /// The device cannot be given away.
     #[error("device {name} is the host's loopback and cannot be moved")]
     Loopback { name: String },
+    /// `CNI_IFNAME` is taken inside the container.
+    #[error("the container already has an interface {ifname} (CNI_IFNAME); choose another name")]
+    IfNameTaken { ifname: String },
     /// CHECK found a difference from what ADD made.
     #[error("{0}")]
     Check(String),
@@ -213,10 +216,23 @@ pub fn attach(
     ips: &[IpConfig],
     routes: &[Route],
 ) -> Result<(), HostDeviceError> {
-    host.move_to_netns_as(link.index, sandbox, ifname.as_str())?;
+    let mut inside = Handle::new_in(sandbox)?;
+    let taken = || HostDeviceError::IfNameTaken {
+        ifname: ifname.to_string(),
+    };
+    if inside.link_by_name(ifname.as_str())?.is_some() {
+        return Err(taken());
+    }
+    match host.move_to_netns_as(link.index, sandbox, ifname.as_str()) {
+        Ok(()) => {}
+        // The kernel moves the link first and renames it after: when the name was taken in
+        // between, the device is in the sandbox under its own name, and the caller's rollback
+        // ([`detach`]) brings it back.
+        Err(NetlinkError::Exists { .. }) => return Err(taken()),
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!("moved {} into the sandbox as {ifname}", link.name);
     crate::fault::side_effect("move device in");
-    let mut inside = Handle::new_in(sandbox)?;
     let moved = inside
         .link_by_name(ifname.as_str())?
         .ok_or_else(|| HostDeviceError::Check(format!("{ifname} vanished")))?;
@@ -238,7 +254,15 @@ pub fn detach(
     let mac = parse_mac(&original.mac);
     if let Some(sandbox) = sandbox {
         let mut inside = Handle::new_in(sandbox)?;
-        if let Some(l) = inside.link_by_name(ifname)?.filter(|l| l.mac == mac) {
+        // Under `ifname`, or still under its own name if the rename on the way in failed.
+        let mut found = None;
+        for name in [ifname, original.name.as_str()] {
+            found = inside.link_by_name(name)?.filter(|l| l.mac == mac);
+            if found.is_some() {
+                break;
+            }
+        }
+        if let Some(l) = found {
             inside.set_down(l.index)?;
             inside.move_to_netns_as(l.index, host_ns, &original.name)?;
             tracing::info!("moved {ifname} back to the host as {}", original.name);
