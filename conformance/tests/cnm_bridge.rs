@@ -46,6 +46,17 @@ fn two_containers(s: &Setup, version: &str) {
         assert!(addrs.contains(ip0["address"].as_str().unwrap()), "{addrs}");
         let routes = ip(c.netns(), &["-4", "route", "show", "default"]).unwrap();
         assert!(routes.contains("via 10.99.0.1 dev eth0"), "{routes}");
+        // An IPv4-only endpoint has no IPv6 address, not even a link-local one (libnetwork's
+        // rule), and the bridge port none either: nothing for the bridge to flood.
+        let v6 = ip(c.netns(), &["-6", "-o", "addr", "show", "dev", "eth0"]).unwrap();
+        assert_eq!(v6.trim(), "", "{v6}");
+        let host_end = ifaces[1]["name"].as_str().unwrap();
+        let v6 = ip(
+            s.host.netns(),
+            &["-6", "-o", "addr", "show", "dev", host_end],
+        )
+        .unwrap();
+        assert_eq!(v6.trim(), "", "{v6}");
     }
     let (a1, a2) = (addr_of(&r1, true), addr_of(&r2, true));
     assert_ne!(a1, a2);
@@ -190,6 +201,13 @@ fn dual_stack() {
     );
     let v6 = ip(c1.netns(), &["-6", "route", "show", "default"]).unwrap();
     assert!(v6.contains("via fd00:96::1"), "{v6}");
+    // An endpoint with IPv6 keeps its link-local address.
+    let ll = ip(
+        c1.netns(),
+        &["-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"],
+    )
+    .unwrap();
+    assert!(ll.contains("fe80::"), "{ll}");
     s.runtime
         .check_network_list(&list, &c1.runtime_conf("eth0"))
         .unwrap();

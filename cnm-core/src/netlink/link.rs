@@ -4,8 +4,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    LinkProtoInfoBridge, MacVlanMode,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, InfoVeth,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkProtoInfoBridge, MacVlanMode,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -361,6 +361,27 @@ impl Handle {
         self.set_link("rename", index, |m| {
             m.attributes.push(LinkAttribute::IfName(name.to_owned()))
         })
+    }
+
+    /// Stops the kernel from giving the link IPv6 addresses of its own (`ip link set ...
+    /// addrgenmode none`): no link-local address, so none of the duplicate-address probes,
+    /// router solicitations and multicast reports that a bridge floods to every port. Takes
+    /// effect when the link comes up, so set it before. `name` when `index` is 0.
+    pub fn set_ipv6_addr_gen_none(&mut self, index: u32, name: Option<&str>) -> Result<()> {
+        let mut msg = link_message(index);
+        if let Some(name) = name {
+            msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        }
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+        self.ack(
+            op("set addrgenmode of"),
+            0,
+            RouteNetlinkMessage::SetLink(msg),
+            || name.map_or(format!("link {index}"), str::to_owned),
+        )
     }
 
     /// Attaches the link to bridge `master`, or detaches it with `None`.

@@ -63,6 +63,10 @@ pub fn attach(
         spec.ifname
     );
     crate::fault::side_effect("create veth");
+    // A bridge port needs no IPv6 address of its own; without one it sends nothing that the
+    // bridge would flood to every other port (set before the peer comes up and brings the
+    // carrier with it).
+    no_ipv6_autoconf(host, 0, Some(spec.host_veth));
     if plan.hairpin || plan.reach == Reach::NoIcc {
         let index = host
             .link_by_name(spec.host_veth)?
@@ -97,6 +101,11 @@ pub fn configure_sandbox_end(
             name: ifname.to_owned(),
         })?
         .index;
+    // An endpoint without IPv6 addresses gets no link-local one either, as libnetwork disables
+    // IPv6 on the interfaces of IPv4-only networks.
+    if !ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
+        no_ipv6_autoconf(inside, index, None);
+    }
     inside.set_up(index)?;
     for ip in ips {
         let addr = AddrSpec {
@@ -120,6 +129,14 @@ pub fn configure_sandbox_end(
     }
     tracing::info!("configured {ifname} in the sandbox");
     Ok(())
+}
+
+/// [`Handle::set_ipv6_addr_gen_none`], where the kernel has IPv6 (booted with `ipv6.disable=1`
+/// it has none, and nothing to turn off).
+fn no_ipv6_autoconf(h: &mut Handle, index: u32, name: Option<&str>) {
+    if let Err(e) = h.set_ipv6_addr_gen_none(index, name) {
+        tracing::debug!("leaving IPv6 address generation as it is: {e}");
+    }
 }
 
 /// The gateway of the address of `dst`'s family, if any.
