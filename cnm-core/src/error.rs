@@ -216,8 +216,8 @@ impl Error {
                 | ModelError::NotJoined(_)
                 | ModelError::AlreadyJoined { .. }
                 | ModelError::SandboxExists(_)
-                | ModelError::HostSandboxOnly(_) => ErrorCode::InvalidConfig,
-                ModelError::NoInterfaceName(_) => ErrorCode::NotAvailable,
+                | ModelError::HostSandboxOnly(_)
+                | ModelError::NoInterfaceName(_) => ErrorCode::InvalidConfig,
                 ModelError::NoFreeSubnet => ErrorCode::AddressUnavailable,
                 ModelError::Io { .. } => ErrorCode::Io,
             },

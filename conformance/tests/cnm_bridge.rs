@@ -543,6 +543,18 @@ fn hostile_paths_state_files_and_reused_names_change_nothing() {
     );
     assert_eq!(link_names(other.netns()).unwrap(), ["lo"]);
     assert_eq!(s.stored_endpoints(), 1);
+    // ... and the live network's bridge and rules gained nothing of the refused subnet.
+    let gw = ip(
+        s.host.netns(),
+        &["-4", "-o", "addr", "show", "dev", &s.bridge],
+    )
+    .unwrap();
+    assert!(
+        gw.contains("10.86.0.1/24") && !gw.contains("10.85."),
+        "{gw}"
+    );
+    let table = ruleset(&s);
+    assert!(!table.contains("10.85."), "{table}");
     s.runtime
         .del_network_list(&first, &c.runtime_conf("eth0"))
         .unwrap();

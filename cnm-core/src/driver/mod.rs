@@ -229,8 +229,8 @@ where
     }
 }
 
-/// The drivers cnm ships, by library name: `bridge`, `macvlan`, `host-device`, `null`.
-/// (`host`, the host's own namespace, needs no driver at all: see [`crate::model`].)
+/// The plugin drivers cnm ships, by library name: `bridge`, `macvlan`, `host-device`, `null`.
+/// (The controller adds [`host::HostDriver`], which is not a plugin.)
 pub fn builtin(cni_path: &[PathBuf]) -> Vec<Arc<dyn Driver>> {
     use crate::plugins::{bridge, host, macvlan, null};
     let path = || cni_path.to_vec();

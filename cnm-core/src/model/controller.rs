@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::IpamPlan;
 use crate::netlink::{Handle, IpFamily};
-use crate::netns::Netns;
+use crate::netns::{Netns, NetnsError};
 use crate::store::{EndpointKey, EndpointState, NetworkRecord, SqliteStore, Store};
 
 /// Where the controller keeps its state.
@@ -352,9 +352,20 @@ impl Controller {
                     .push((rec.key, "its ADD has not finished".into()));
                 continue;
             };
-            if Netns::open(&sandbox).is_ok() {
-                report.kept += 1;
-                continue;
+            match Netns::open(&sandbox) {
+                Ok(_) => {
+                    report.kept += 1;
+                    continue;
+                }
+                // Gone, or something else mounted there: the container is no more.
+                Err(NetnsError::NotFound { .. } | NetnsError::NotNetns { .. }) => {}
+                // Any other failure says nothing about the container: leave it.
+                Err(e) => {
+                    report
+                        .skipped
+                        .push((rec.key, format!("its namespace: {e}")));
+                    continue;
+                }
             }
             let target = Target {
                 container_id: rec.key.container_id.clone(),

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! <run_dir>/netns/<container>                  the namespace (bind mount)
-//! <run_dir>/netns/default                      the host's namespace, for host sandboxes
+//! <run_dir>/host-netns                         the host's namespace, for host sandboxes
 //! <run_dir>/sandboxes/<container>/sandbox.json hostname, domain name, host or not
 //!                                /hosts        localhost lines + one line per joined address
 //!                                /resolv.conf  name servers and search domains
@@ -83,9 +83,10 @@ impl Sandbox {
     ) -> Result<Sandbox> {
         let netns_dir = inner.config.run_dir.join("netns");
         let key = if options.use_host_namespace {
-            let key = netns_dir.join("default");
+            // Beside the containers' namespaces, not among them: any name there is a valid
+            // container ID.
+            let key = host_key(inner);
             if Netns::open(&key).is_err() {
-                fs::create_dir_all(&netns_dir).map_err(io_err("create directory", &netns_dir))?;
                 bind_current(&key)?;
             }
             key
@@ -134,7 +135,11 @@ impl Sandbox {
         let netns_dir = inner.config.run_dir.join("netns");
         Ok(Some(Sandbox {
             inner: inner.clone(),
-            key: netns_dir.join(if host { "default" } else { id.as_str() }),
+            key: if host {
+                host_key(inner)
+            } else {
+                netns_dir.join(id.as_str())
+            },
             container_id: id,
             dir,
             hostname: text("hostname"),
@@ -196,8 +201,20 @@ impl Sandbox {
     /// ADD), then removes the namespace and the files (libnetwork's `Sandbox.Delete`).
     pub fn delete(self) -> Result<()> {
         let controller = super::Controller::from_inner(self.inner.clone());
+        // Teardown keeps going: every endpoint is tried, the first failure is returned at the end.
+        let mut failed = None;
         for (network, target) in controller.attachments_of(&self.container_id)? {
-            network.leave(&target, Some(&self.key))?;
+            if let Err(e) = network.leave(&target, Some(&self.key)) {
+                tracing::warn!(
+                    "sandbox {}: leaving {}: {e}",
+                    self.container_id,
+                    network.name()
+                );
+                failed.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         // The host's namespace is shared by every host sandbox: its key goes with the last.
         if !self.host || !controller.other_host_sandbox(&self.container_id)? {
@@ -283,6 +300,11 @@ fn write(path: &Path, content: String) -> Result<()> {
     fs::write(&tmp, content).map_err(io_err("write", &tmp))?;
     fs::rename(&tmp, path).map_err(io_err("rename", path))?;
     Ok(())
+}
+
+/// The host sandboxes' key.
+fn host_key(inner: &Inner) -> PathBuf {
+    inner.config.run_dir.join("host-netns")
 }
 
 /// Bind-mounts the calling thread's namespace at `path` (the host sandbox's key).

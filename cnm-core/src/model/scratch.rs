@@ -17,9 +17,15 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Makes `/run/netns/cnm-<label>-<pid>` and `<tmp>/cnm-<label>-<pid>`.
+    /// Makes `/run/netns/cnm-<label>-<pid>` and `<tmp>/cnm-<label>-<pid>` (a second one with
+    /// the same label in this process gets `-2`, `-3`, ... after the pid).
     pub fn new(label: &str) -> Result<Scratch> {
-        let name = format!("cnm-{label}-{}", std::process::id());
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut name = format!("cnm-{label}-{}", std::process::id());
+        if n > 0 {
+            name.push_str(&format!("-{}", n + 1));
+        }
         let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir(&dir).map_err(super::io_err("create directory", &dir))?;
         match OwnedNetns::create(NETNS_RUN_DIR, &name) {
@@ -71,6 +77,17 @@ impl Drop for Scratch {
             Ok(())
         });
         drop(self.host.take());
+        // Whatever could not be deleted above is still mounted: unmount it, or the directory
+        // cannot go.
+        let netns_dir = self.controller_config().run_dir.join("netns");
+        for entry in std::fs::read_dir(&netns_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            crate::netns::remove_mount(&entry.path());
+        }
+        crate::netns::remove_mount(&self.controller_config().run_dir.join("host-netns"));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,14 +1,18 @@
 //! `cnm-bridge`: the CNM bridge driver behind CNI.
 //!
 //! ADD = ensure the network + create the endpoint + join the sandbox:
-//! 1. validate everything into plans (bridge, IPAM, MAC) — errors here create nothing;
+//! 1. validate everything into plans (bridge, IPAM, MAC, port mappings) — errors here create
+//!    nothing;
 //! 2. one store transaction reserves the addresses (in-process `cnm-ipam`) and records the
-//!    endpoint as creating, so DEL and GC can find a half-made one after a crash;
-//!    any other `ipam.type` is executed from `CNI_PATH`;
-//! 3. ensure the bridge and its gateways, then one netlink message creates the veth pair with
-//!    its peer inside the sandbox; a socket inside the sandbox sets addresses and routes;
+//!    endpoint as creating, so DEL and GC can find a half-made one after a crash; any other
+//!    `ipam.type` is executed from `CNI_PATH`. With cnm-ipam, the sockets (and the host side of
+//!    a network that is ready) are prepared on this thread meanwhile ([`prepare_early`]);
+//! 3. ensure the bridge, its gateways and the network's nftables elements, then one netlink
+//!    message creates the veth pair with its peer inside the sandbox; a socket inside the
+//!    sandbox sets addresses and routes; published ports go into cnm's table in one batch;
 //! 4. the endpoint is marked created with its result. Any failure after step 2 undoes what was
-//!    done, newest first ([`Rollback`]).
+//!    done, newest first ([`Rollback`]), down to the network's bridge and elements when no
+//!    endpoint uses them.
 //!
 //! DEL = leave + delete, in the reverse order, treating "already gone" as done; it needs neither
 //! the netns nor `prevResult`. After the last endpoint of a network leaves, a bridge that cnm
@@ -22,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cni::config::{ConfigError, GcAttachment};
-use crate::cni::env::{IfName, Target};
+use crate::cni::env::IfName;
 use crate::cni::result::{Interface, IpConfig, Route};
 use crate::cni::{Attach, Call, CniResult, Detach, Plugin, SpecVersion};
 use crate::driver::bridge::{
@@ -36,9 +40,7 @@ use crate::plugins::common::{self, subnets_of, Ipam};
 use crate::plugins::ipam::requested;
 use crate::portmap;
 use crate::rollback::Rollback;
-use crate::store::{
-    EndpointKey, EndpointRecord, EndpointState, NetworkRecord, Reservation, SqliteStore, Store,
-};
+use crate::store::{EndpointRecord, NetworkRecord, Reservation, SqliteStore, Store};
 
 /// The `cnm-bridge` plugin.
 #[derive(Debug, Default)]
@@ -62,14 +64,6 @@ fn prepare(call: &BridgeCall<'_>) -> Result<Prepared> {
         ipam,
         store_dir,
     })
-}
-
-fn key(call: &BridgeCall<'_>, target: &Target) -> EndpointKey {
-    EndpointKey {
-        network: call.conf.name.clone(),
-        container_id: target.container_id.clone(),
-        ifname: target.ifname.clone(),
-    }
 }
 
 fn container_mac(call: &BridgeCall<'_>) -> Result<[u8; 6]> {
@@ -182,7 +176,7 @@ fn concurrently(
     a: impl FnOnce() -> Result<()>,
     b: impl FnOnce() -> Result<()> + Send,
 ) -> Result<()> {
-    let (second, first) = concurrently_both(a, b);
+    let (first, second) = concurrently_both(a, b);
     first.and(second)
 }
 
@@ -199,10 +193,10 @@ struct NetworkSide {
 fn ensure_network_side(
     call: &BridgeCall<'_>,
     p: &Prepared,
+    mut host: Handle,
     gateways: &[IpNet],
     subnets: Vec<IpNet>,
 ) -> Result<NetworkSide> {
-    let mut host = Handle::new().map_err(BridgeError::from)?;
     let bridge = driver::ensure_bridge(&mut host, &p.plan, &call.conf.name, gateways)?;
     if p.plan.is_gateway {
         let v4 = subnets.iter().any(|s| s.addr().is_ipv4());
@@ -235,12 +229,47 @@ fn early_gateways(p: &Prepared) -> Option<Vec<IpNet>> {
         .collect()
 }
 
+/// What ADD prepares while the store is opened and the addresses reserved: the sockets, and the
+/// network's host side if ensuring it changes nothing.
+struct Early {
+    /// The host side, when the bridge is ready; else the host's socket to make it with later.
+    side: std::result::Result<NetworkSide, Handle>,
+    /// A socket inside the sandbox.
+    inside: Handle,
+}
+
+/// The parallel phase of ADD. Only a bridge that cnm made for this network and that has every
+/// gateway already is ensured here, before the store has checked this call against the
+/// network's record: ensuring it then adds nothing. Anything else waits for the reservation,
+/// so that a call the store refuses (another subnet under the same name, ...) changes nothing.
+fn prepare_early(
+    call: &BridgeCall<'_>,
+    p: &Prepared,
+    gateways: &[IpNet],
+    sandbox: &crate::netns::Netns,
+) -> Result<Early> {
+    let mut host = Handle::new().map_err(BridgeError::from)?;
+    let inside = Handle::new_in(sandbox).map_err(BridgeError::from)?;
+    let side = if driver::bridge_ready(&mut host, &p.plan, &call.conf.name, gateways)? {
+        Ok(ensure_network_side(
+            call,
+            p,
+            host,
+            gateways,
+            p.ipam.subnets(),
+        )?)
+    } else {
+        Err(host)
+    };
+    Ok(Early { side, inside })
+}
+
 /// Runs `here` on this thread and `there` on a scoped thread at the same time; both run to the
 /// end. `there` must not depend on this thread's namespace (it starts in it all the same).
 fn concurrently_both<A, B: Send>(
     here: impl FnOnce() -> Result<A>,
     there: impl FnOnce() -> Result<B> + Send,
-) -> (Result<B>, Result<A>) {
+) -> (Result<A>, Result<B>) {
     let span = tracing::Span::current();
     std::thread::scope(|s| {
         let other = s.spawn(move || span.in_scope(there));
@@ -248,7 +277,7 @@ fn concurrently_both<A, B: Send>(
         let second = other
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (second, first)
+        (first, second)
     })
 }
 
@@ -298,20 +327,6 @@ fn teardown(
     )
 }
 
-/// An ADD whose reservation failed after the network's host side was made: nothing of it may
-/// stay. With the store, the network goes if no endpoint uses it; without (it could not be
-/// opened), only what this call created is known to be unused.
-fn undo_network_side(call: &BridgeCall<'_>, p: &Prepared, side: &mut NetworkSide) {
-    let outcome = match SqliteStore::open(&p.store_dir) {
-        Ok(store) => teardown_if_unused(&store, &mut side.host, call, &p.plan, None),
-        Err(_) if side.bridge.created => teardown(&mut side.host, call, &p.plan, p.ipam.subnets()),
-        Err(_) => Ok(()),
-    };
-    if let Err(e) = outcome {
-        tracing::warn!("removing the network's host side after a failed reservation: {e}");
-    }
-}
-
 impl Plugin for BridgePlugin {
     type Config = BridgeConfig;
     const NAME: &'static str = "cnm-bridge";
@@ -321,7 +336,7 @@ impl Plugin for BridgePlugin {
         let p = prepare(call)?;
         let requested = requested(call)?;
         let mac = container_mac(call)?;
-        let key = key(call, at.target);
+        let key = common::endpoint_key(call, at.target);
         let host_veth = driver::host_veth_name(&key);
         let network = NetworkRecord {
             name: call.conf.name.clone(),
@@ -335,35 +350,35 @@ impl Plugin for BridgePlugin {
             Ok((store, r))
         };
         // With cnm-ipam and one range per set the gateways are known before any address is
-        // reserved: the network's host side (bridge, gateways, forwarding, nftables) is then
-        // made while another thread opens the store and reserves, as neither needs the other
-        // and each takes a few hundred microseconds. Otherwise it waits for the addresses.
+        // reserved: sockets (and a ready network's host side) are then prepared while another
+        // thread opens the store and reserves, as neither needs the other and each takes a few
+        // hundred microseconds. Otherwise everything waits for the addresses.
         let (reserved, early) = match early_gateways(&p) {
             Some(gws) => {
-                let (reserved, side) = concurrently_both(
-                    || {
-                        let side = ensure_network_side(call, &p, &gws, p.ipam.subnets())?;
-                        let inside = Handle::new_in(at.netns).map_err(BridgeError::from)?;
-                        Ok((side, inside))
-                    },
-                    reserve,
-                );
-                match (reserved, side) {
-                    (Ok(r), side) => (r, Some(side)),
-                    (Err(e), Ok((mut side, _))) => {
-                        undo_network_side(call, &p, &mut side);
-                        return Err(e);
-                    }
-                    (Err(e), Err(_)) => return Err(e),
+                let (early, reserved) =
+                    concurrently_both(|| prepare_early(call, &p, &gws, at.netns), reserve);
+                if let (Err(e), Err(_)) = (&early, &reserved) {
+                    tracing::warn!("preparing the host side also failed: {e}");
                 }
+                (reserved?, Some(early))
             }
             None => (reserve()?, None),
         };
         let (store, reservation) = reserved;
+        if reservation.existing {
+            if let Some(done) = common::created_record(&store, &key)? {
+                if let Some(recorded) = Recorded::from_record(&done) {
+                    // A repeated ADD: the attachment exists; answer as the first ADD did.
+                    return Ok(recorded.result);
+                }
+            }
+            // An earlier ADD died half-way: remove what it left, then make it again.
+            driver::detach(&mut Handle::new().map_err(BridgeError::from)?, &host_veth)?;
+        }
         let store = RefCell::new(store);
         // On any failure from here on the reservation is released and then, once the host side
         // exists, the network's bridge and elements go unless another endpoint uses them.
-        let side_made = Cell::new(early.is_some());
+        let side_made = Cell::new(false);
         let mut undo = Rollback::new();
         undo.push("release the reservation and an unused network", || {
             store
@@ -378,18 +393,6 @@ impl Plugin for BridgePlugin {
             Ok(())
         });
         let early = early.transpose()?;
-        if reservation.existing {
-            let rec = store.borrow().endpoint(&key)?;
-            if let Some(done) = rec.as_ref().filter(|r| r.state == EndpointState::Created) {
-                if let Some(recorded) = Recorded::from_record(done) {
-                    // A repeated ADD: the attachment exists; answer as the first ADD did.
-                    undo.commit();
-                    return Ok(recorded.result);
-                }
-            }
-            // An earlier ADD died half-way: remove what it left, then make it again.
-            driver::detach(&mut Handle::new().map_err(BridgeError::from)?, &host_veth)?;
-        }
         let addressing = common::acquire_addresses(
             call,
             &p.ipam,
@@ -404,12 +407,34 @@ impl Plugin for BridgePlugin {
         // Port mapping (runtimeConfig.portMappings): validated here, published after attach.
         let bridge_name = Some(p.plan.bridge.as_str());
         let ports = portmap::plan(&call.conf.runtime_config.port_mappings, &ips, bridge_name)?;
+        side_made.set(true);
         let (side, mut inside) = match early {
-            Some(early) => early,
+            Some(Early {
+                side: Ok(side),
+                inside,
+            }) => (side, inside),
+            Some(Early {
+                side: Err(host),
+                inside,
+            }) => {
+                let side = ensure_network_side(
+                    call,
+                    &p,
+                    host,
+                    &gateways(&p.plan, &ips),
+                    subnets_of(&ips),
+                )?;
+                (side, inside)
+            }
             None => {
-                side_made.set(true);
-                let side =
-                    ensure_network_side(call, &p, &gateways(&p.plan, &ips), subnets_of(&ips))?;
+                let host = Handle::new().map_err(BridgeError::from)?;
+                let side = ensure_network_side(
+                    call,
+                    &p,
+                    host,
+                    &gateways(&p.plan, &ips),
+                    subnets_of(&ips),
+                )?;
                 (side, Handle::new_in(at.netns).map_err(BridgeError::from)?)
             }
         };
@@ -486,7 +511,7 @@ impl Plugin for BridgePlugin {
 
     fn check(&self, call: &BridgeCall<'_>, at: &Attach<'_>) -> Result<()> {
         let p = prepare(call)?;
-        let key = key(call, at.target);
+        let key = common::endpoint_key(call, at.target);
         let store = SqliteStore::open(&p.store_dir)?;
         let missing = || BridgeError::Check(common::no_endpoint(call, at.target));
         let rec = common::created_record(&store, &key)?.ok_or_else(missing)?;
@@ -519,7 +544,7 @@ impl Plugin for BridgePlugin {
 
     fn del(&self, call: &BridgeCall<'_>, at: &Detach<'_>) -> Result<()> {
         let p = prepare(call)?;
-        let key = key(call, at.target);
+        let key = common::endpoint_key(call, at.target);
         let mut store = SqliteStore::open(&p.store_dir)?;
         let rec = store.endpoint(&key)?;
         let recorded = rec.as_ref().and_then(Recorded::from_record);

@@ -1,8 +1,7 @@
-//! Orchestration shared by cnm's link plugins (`cnm-macvlan`, `cnm-host`): where addresses come
-//! from (in-process `cnm-ipam` or a delegated IPAM), where the store lives, the endpoint key,
-//! acquiring addresses under a rollback guard, releasing them, STATUS and GC over the store.
-//!
-//! `cnm-bridge` has its own copy of the same ideas (in `bridge.rs`); it can move onto these.
+//! Orchestration shared by cnm's plugins (`cnm-bridge`, `cnm-macvlan`, `cnm-host`): where
+//! addresses come from (in-process `cnm-ipam` or a delegated IPAM), where the store lives, the
+//! endpoint key, acquiring addresses under a rollback guard, releasing them, STATUS and GC over
+//! the store.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};

@@ -92,6 +92,27 @@ pub fn ensure_bridge(
     })
 }
 
+/// Whether the bridge exists, up, made by cnm for `network`, with every gateway: then ensuring
+/// it would change nothing.
+pub fn bridge_ready(
+    h: &mut Handle,
+    plan: &BridgePlan,
+    network: &NetworkName,
+    gateways: &[IpNet],
+) -> Result<bool, BridgeError> {
+    let Some(link) = h.link_by_name(plan.bridge.as_str())? else {
+        return Ok(false);
+    };
+    if !link.up || link.alias.as_deref() != Some(bridge_alias(network).as_str()) {
+        return Ok(false);
+    }
+    if gateways.is_empty() {
+        return Ok(true);
+    }
+    let have = h.addresses(Some(link.index))?;
+    Ok(gateways.iter().all(|g| have.iter().any(|a| a.net == *g)))
+}
+
 /// Adds each gateway address unless present. An address of the same family that overlaps is
 /// a conflict (the reference plugin's rule), replaced only with `forceAddress`.
 fn ensure_gateways(
