@@ -40,7 +40,7 @@ use crate::plugins::common::{self, subnets_of, Ipam};
 use crate::plugins::ipam::requested;
 use crate::portmap;
 use crate::rollback::Rollback;
-use crate::store::{EndpointRecord, NetworkRecord, Reservation, SqliteStore, Store};
+use crate::store::{EndpointRecord, NetworkLock, NetworkRecord, Reservation, SqliteStore, Store};
 
 /// The `cnm-bridge` plugin.
 #[derive(Debug, Default)]
@@ -292,6 +292,8 @@ fn teardown_if_unused(
     plan: &BridgePlan,
     last: Option<&Recorded>,
 ) -> Result<()> {
+    // Exclusive: no ADD of this network is between finding its bridge ready and reserving.
+    let _lock = NetworkLock::take(store.dir(), &call.conf.name, true)?;
     if store.network_in_use(&call.conf.name)? {
         return Ok(());
     }
@@ -353,6 +355,9 @@ impl Plugin for BridgePlugin {
         // reserved: sockets (and a ready network's host side) are then prepared while another
         // thread opens the store and reserves, as neither needs the other and each takes a few
         // hundred microseconds. Otherwise everything waits for the addresses.
+        // Held until this endpoint is reserved, so that a concurrent teardown of the network
+        // (its last endpoint's DEL) waits and then finds it in use; teardown holds it exclusive.
+        let lock = NetworkLock::take(&p.store_dir, &call.conf.name, false)?;
         let (reserved, early) = match early_gateways(&p) {
             Some(gws) => {
                 let (early, reserved) =
@@ -364,6 +369,7 @@ impl Plugin for BridgePlugin {
             }
             None => (reserve()?, None),
         };
+        drop(lock);
         let (store, reservation) = reserved;
         if reservation.existing {
             if let Some(done) = common::created_record(&store, &key)? {

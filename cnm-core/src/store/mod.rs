@@ -18,8 +18,10 @@
 //! reboot (the kernel's boot id changed) every namespace is gone, so opening the store drops all
 //! endpoints, their addresses and firewall elements; networks and cursors stay.
 
+mod lock;
 mod sqlite;
 
+pub use lock::NetworkLock;
 pub use sqlite::SqliteStore;
 
 use std::net::IpAddr;

@@ -90,6 +90,18 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// A store directory must be absolute and without `..`: it comes from configuration.
+pub(super) fn check_dir(dir: &Path) -> StoreResult<()> {
+    if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
+        return Err(StoreError::Dir {
+            path: dir.display().to_string(),
+            what: "must be an absolute path without \"..\"".to_owned(),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/cnm.db`, reconciling with the current boot.
     pub fn open(dir: &Path) -> StoreResult<Self> {
@@ -104,9 +116,7 @@ impl SqliteStore {
             what: what.to_owned(),
             source,
         };
-        if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
-            return Err(dir_err("must be an absolute path without \"..\"", None));
-        }
+        check_dir(dir)?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -202,6 +212,13 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        self.path
+            .parent()
+            .expect("the database is a file in the store's directory")
     }
 
     /// Takes and releases the write lock: whether an ADD could write now (STATUS).
