@@ -414,34 +414,28 @@ impl Plugin for BridgePlugin {
         let bridge_name = Some(p.plan.bridge.as_str());
         let ports = portmap::plan(&call.conf.runtime_config.port_mappings, &ips, bridge_name)?;
         side_made.set(true);
-        let (side, mut inside) = match early {
+        // The host side now, unless the parallel phase found the network ready and made it.
+        let (ready, host, mut inside) = match early {
             Some(Early {
                 side: Ok(side),
                 inside,
-            }) => (side, inside),
+            }) => (Some(side), None, inside),
             Some(Early {
                 side: Err(host),
                 inside,
-            }) => {
-                let side = ensure_network_side(
-                    call,
-                    &p,
-                    host,
-                    &gateways(&p.plan, &ips),
-                    subnets_of(&ips),
-                )?;
-                (side, inside)
-            }
+            }) => (None, Some(host), inside),
+            None => (
+                None,
+                None,
+                Handle::new_in(at.netns).map_err(BridgeError::from)?,
+            ),
+        };
+        let side = match ready {
+            Some(side) => side,
             None => {
-                let host = Handle::new().map_err(BridgeError::from)?;
-                let side = ensure_network_side(
-                    call,
-                    &p,
-                    host,
-                    &gateways(&p.plan, &ips),
-                    subnets_of(&ips),
-                )?;
-                (side, Handle::new_in(at.netns).map_err(BridgeError::from)?)
+                let host = host.map_or_else(|| Handle::new().map_err(BridgeError::from), Ok)?;
+                let (gws, subnets) = (gateways(&p.plan, &ips), subnets_of(&ips));
+                ensure_network_side(call, &p, host, &gws, subnets)?
             }
         };
         let NetworkSide {
@@ -565,10 +559,7 @@ impl Plugin for BridgePlugin {
             || rec.as_ref().map_or(Ok(()), portmap::unpublish),
             || Ok(driver::detach(&mut host, &host_veth)?),
         )?;
-        if let Ipam::Delegated(plugin) = &p.ipam {
-            call.delegation(Some(at.target), at.netns_path)
-                .del(plugin, call.stdin)?;
-        }
+        common::release_delegated(call, &p.ipam, at.target, at.netns_path)?;
         store.release_endpoint(&key)?;
         teardown_if_unused(&store, &mut host, call, &p.plan, recorded.as_ref())
     }
@@ -579,44 +570,27 @@ impl Plugin for BridgePlugin {
 
     fn status(&self, call: &BridgeCall<'_>) -> Result<()> {
         let p = prepare(call)?;
-        SqliteStore::open(&p.store_dir)
-            .and_then(|mut s| s.check_writable())
-            .map_err(crate::plugins::ipam::IpamPluginError::Unavailable)?;
+        common::status(call, &p.ipam, &p.store_dir)?;
         Handle::new().map_err(BridgeError::from)?;
-        if let Ipam::Delegated(plugin) = &p.ipam {
-            call.delegation(None, None).status(plugin, call.stdin)?;
-        }
         Ok(())
     }
 
     fn gc(&self, call: &BridgeCall<'_>, valid: &[GcAttachment]) -> Result<()> {
         let p = prepare(call)?;
-        let keep = GcAttachment::keys(valid);
-        let mut store = SqliteStore::open(&p.store_dir)?;
         let mut host = Handle::new().map_err(BridgeError::from)?;
         let mut last = None;
-        for rec in store.endpoints(Some(&call.conf.name))? {
-            let k = &rec.key;
-            if keep
-                .iter()
-                .any(|(c, i)| *c == k.container_id && *i == k.ifname)
-            {
-                continue;
-            }
-            // Kernel objects first, then the record: a failure leaves the record for a retry.
-            let recorded = Recorded::from_record(&rec);
+        common::gc(call, &p.ipam, &p.store_dir, valid, |rec| {
+            let recorded = Recorded::from_record(rec);
             let veth = recorded
                 .as_ref()
                 .map(|r| r.host_veth.clone())
-                .unwrap_or_else(|| driver::host_veth_name(k));
-            portmap::unpublish(&rec)?;
+                .unwrap_or_else(|| driver::host_veth_name(&rec.key));
+            portmap::unpublish(rec)?;
             driver::detach(&mut host, &veth)?;
-            store.release_endpoint(k)?;
-            last = recorded.or(last);
-        }
-        if let Ipam::Delegated(plugin) = &p.ipam {
-            call.delegation(None, None).gc(plugin, call.stdin)?;
-        }
+            last = recorded.or(last.take());
+            Ok(())
+        })?;
+        let store = SqliteStore::open(&p.store_dir)?;
         teardown_if_unused(&store, &mut host, call, &p.plan, last.as_ref())
     }
 }
