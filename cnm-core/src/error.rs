@@ -138,7 +138,9 @@ impl Error {
                 | StoreError::Sqlite { .. }
                 | StoreError::SchemaTooNew { .. }
                 | StoreError::Corrupt { .. } => ErrorCode::Io,
-                StoreError::NetworkConflict { .. } => ErrorCode::InvalidConfig,
+                StoreError::NetworkConflict { .. }
+                | StoreError::NetworkExists(_)
+                | StoreError::SubnetTaken { .. } => ErrorCode::InvalidConfig,
                 StoreError::ElementTaken { .. } => ErrorCode::PortInUse,
                 StoreError::Alloc { source, .. } => match source {
                     // Not 11: an exhausted pool does not clear up by itself, and a runtime that

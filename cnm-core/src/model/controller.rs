@@ -20,7 +20,7 @@ use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::ipam::IpamPlan;
 use crate::netlink::{Handle, IpFamily};
 use crate::netns::{Netns, NetnsError};
-use crate::store::{EndpointKey, EndpointState, NetworkRecord, SqliteStore, Store};
+use crate::store::{EndpointKey, EndpointState, NetworkRecord, SqliteStore, Store, StoreError};
 
 /// Where the controller keeps its state.
 #[derive(Debug, Clone)]
@@ -147,27 +147,42 @@ impl Controller {
         let driver = self.driver(driver)?;
         let name = NetworkName::new(name)?;
         let mut store = self.store()?;
-        let existing = store.networks()?;
-        if existing.iter().any(|n| n.name == name) {
-            return Err(ModelError::NetworkExists(name.to_string()).into());
-        }
-        let ipv4 = match (options.ipv4, needs_subnet(driver.plugin())) {
-            (Some(net), _) => Some(net),
-            (None, true) => Some(free_subnet(&existing)?),
-            (None, false) => None,
+        // The store checks name and subnets again in the transaction that creates the network;
+        // a free subnet picked here may be taken by a concurrent creator first: pick again.
+        let mut attempts = 0;
+        let (config, subnets) = loop {
+            attempts += 1;
+            let existing = store.networks()?;
+            if existing.iter().any(|n| n.name == name) {
+                return Err(ModelError::NetworkExists(name.to_string()).into());
+            }
+            let picked = options.ipv4.is_none() && needs_subnet(driver.plugin());
+            let ipv4 = if picked {
+                Some(free_subnet(&existing)?)
+            } else {
+                options.ipv4
+            };
+            let config = self.network_config(driver.as_ref(), &name, ipv4, &options);
+            driver.validate(&config)?;
+            let subnets = match config.as_map().get("ipam") {
+                Some(Value::Object(ipam)) => IpamPlan::parse(ipam)?.subnets(),
+                _ => Vec::new(),
+            };
+            let created = store.create_network(&NetworkRecord {
+                name: name.clone(),
+                driver: driver.plugin().to_owned(),
+                subnets: subnets.clone(),
+                config: Value::Object(config.as_map().clone()),
+            });
+            match created {
+                Ok(()) => break (config, subnets),
+                Err(StoreError::SubnetTaken { .. }) if picked && attempts < 5 => continue,
+                Err(StoreError::NetworkExists(n)) => {
+                    return Err(ModelError::NetworkExists(n).into())
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
-        let config = self.network_config(driver.as_ref(), &name, ipv4, &options);
-        driver.validate(&config)?;
-        let subnets = match config.as_map().get("ipam") {
-            Some(Value::Object(ipam)) => IpamPlan::parse(ipam)?.subnets(),
-            _ => Vec::new(),
-        };
-        store.ensure_network(&NetworkRecord {
-            name: name.clone(),
-            driver: driver.plugin().to_owned(),
-            subnets: subnets.clone(),
-            config: Value::Object(config.as_map().clone()),
-        })?;
         tracing::info!("created network {name} ({})", driver.name());
         Ok(Network::new(
             self.inner.clone(),

@@ -207,6 +207,21 @@ fn bad_input_is_refused_before_anything_is_made() {
             .new_network("bridge", "n2", NetworkOptions::default())
             .unwrap();
         assert_eq!(second.subnets()[0].to_string(), "172.19.0.0/16");
+        // A subnet inside another network's is refused, and nothing is stored.
+        let err = c
+            .new_network(
+                "bridge",
+                "n3",
+                NetworkOptions::default().ipv4("172.18.5.0/24".parse().unwrap()),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), crate::cni::ErrorCode::InvalidConfig);
+        assert!(
+            err.to_string()
+                .contains("overlaps 172.18.0.0/16 of network n1"),
+            "{err}"
+        );
+        assert_eq!(c.networks().unwrap().len(), 2);
         assert!(c
             .new_sandbox("../escape", SandboxOptions::default())
             .is_err());

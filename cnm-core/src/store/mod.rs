@@ -72,6 +72,16 @@ pub enum StoreError {
         #[source]
         source: AllocError,
     },
+    /// `create_network` of a name that exists.
+    #[error("network {0} already exists")]
+    NetworkExists(String),
+    /// `create_network` with a subnet that overlaps another network's.
+    #[error("subnet {subnet} overlaps {existing} of network {network}; choose another subnet")]
+    SubnetTaken {
+        subnet: IpNet,
+        network: String,
+        existing: IpNet,
+    },
     /// A firewall element (a published port) is owned by another endpoint.
     #[error("{} {} is already taken by endpoint {owner}", element.kind, element.key)]
     ElementTaken {
@@ -169,9 +179,10 @@ pub struct Reservation {
 
 /// The store's operations; every write is one atomic transaction.
 pub trait Store {
-    /// Creates the network, or updates its configuration if it exists with the same driver and
-    /// subnets (a conflict otherwise).
-    fn ensure_network(&mut self, network: &NetworkRecord) -> StoreResult<()>;
+    /// Creates a network that does not exist yet and whose subnets overlap no other network's,
+    /// in one transaction (the library's `new_network`; a CNI ADD ensures its network instead,
+    /// and may share subnets as the reference plugins allow).
+    fn create_network(&mut self, network: &NetworkRecord) -> StoreResult<()>;
     /// Ensures the network, then returns the endpoint's addresses, reserving one per set
     /// (honouring `requested`) and recording it as creating if it did not exist.
     fn reserve_endpoint(

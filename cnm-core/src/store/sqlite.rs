@@ -90,6 +90,28 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Every network, by name.
+fn load_networks(conn: &Connection) -> StoreResult<Vec<NetworkRecord>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, driver, subnets, config FROM networks ORDER BY name")
+        .map_err(sql("listing networks"))?;
+    let rows: Vec<(String, String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .and_then(Iterator::collect)
+        .map_err(sql("listing networks"))?;
+    rows.into_iter()
+        .map(|(name, driver, subnets, config)| {
+            let bad = || corrupt(format!("network {name}"));
+            Ok(NetworkRecord {
+                name: NetworkName::new(&name).map_err(|_| bad())?,
+                driver,
+                subnets: serde_json::from_str(&subnets).map_err(|_| bad())?,
+                config: serde_json::from_str(&config).map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
 /// A store directory must be absolute and without `..`: it comes from configuration.
 pub(super) fn check_dir(dir: &Path) -> StoreResult<()> {
     if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
@@ -296,8 +318,26 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn ensure_network(&mut self, network: &NetworkRecord) -> StoreResult<()> {
+    fn create_network(&mut self, network: &NetworkRecord) -> StoreResult<()> {
         let tx = self.immediate("creating the network")?;
+        for other in load_networks(&tx)? {
+            if other.name == network.name {
+                return Err(StoreError::NetworkExists(other.name.to_string()));
+            }
+            for subnet in &network.subnets {
+                let overlap = other.subnets.iter().find(|o| {
+                    o.addr().is_ipv4() == subnet.addr().is_ipv4()
+                        && (o.contains(&subnet.network()) || subnet.contains(&o.network()))
+                });
+                if let Some(existing) = overlap {
+                    return Err(StoreError::SubnetTaken {
+                        subnet: *subnet,
+                        network: other.name.to_string(),
+                        existing: *existing,
+                    });
+                }
+            }
+        }
         ensure_network(&tx, network)?;
         tx.commit().map_err(sql("creating the network"))
     }
@@ -511,25 +551,7 @@ impl Store for SqliteStore {
     }
 
     fn networks(&self) -> StoreResult<Vec<NetworkRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name, driver, subnets, config FROM networks ORDER BY name")
-            .map_err(sql("listing networks"))?;
-        let rows: Vec<(String, String, String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .and_then(Iterator::collect)
-            .map_err(sql("listing networks"))?;
-        rows.into_iter()
-            .map(|(name, driver, subnets, config)| {
-                let bad = || corrupt(format!("network {name}"));
-                Ok(NetworkRecord {
-                    name: NetworkName::new(&name).map_err(|_| bad())?,
-                    driver,
-                    subnets: serde_json::from_str(&subnets).map_err(|_| bad())?,
-                    config: serde_json::from_str(&config).map_err(|_| bad())?,
-                })
-            })
-            .collect()
+        load_networks(&self.conn)
     }
 
     fn network_in_use(&self, name: &NetworkName) -> StoreResult<bool> {
