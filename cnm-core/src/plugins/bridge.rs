@@ -188,16 +188,21 @@ struct NetworkSide {
     nft: Nft,
 }
 
-/// Ensures the bridge with `gateways`, forwarding for their families, cnm's table and the
-/// network's elements for `subnets` (adding what exists already is a no-op).
+/// Ensures the bridge with `gateways` (unless `ready` is it already), forwarding for their
+/// families, cnm's table and the network's elements for `subnets` (adding what exists already
+/// is a no-op).
 fn ensure_network_side(
     call: &BridgeCall<'_>,
     p: &Prepared,
     mut host: Handle,
+    ready: Option<BridgeInfo>,
     gateways: &[IpNet],
     subnets: Vec<IpNet>,
 ) -> Result<NetworkSide> {
-    let bridge = driver::ensure_bridge(&mut host, &p.plan, &call.conf.name, gateways)?;
+    let bridge = match ready {
+        Some(bridge) => bridge,
+        None => driver::ensure_bridge(&mut host, &p.plan, &call.conf.name, gateways)?,
+    };
     if p.plan.is_gateway {
         let v4 = subnets.iter().any(|s| s.addr().is_ipv4());
         driver::enable_forwarding(v4, subnets.iter().any(|s| s.addr().is_ipv6()))?;
@@ -250,16 +255,19 @@ fn prepare_early(
 ) -> Result<Early> {
     let mut host = Handle::new().map_err(BridgeError::from)?;
     let inside = Handle::new_in(sandbox).map_err(BridgeError::from)?;
-    let side = if driver::bridge_ready(&mut host, &p.plan, &call.conf.name, gateways)? {
-        Ok(ensure_network_side(
-            call,
-            p,
-            host,
-            gateways,
-            p.ipam.subnets(),
-        )?)
-    } else {
-        Err(host)
+    let side = match driver::bridge_ready(&mut host, &p.plan, &call.conf.name, gateways)? {
+        Some(bridge) => {
+            let subnets = p.ipam.subnets();
+            Ok(ensure_network_side(
+                call,
+                p,
+                host,
+                Some(bridge),
+                gateways,
+                subnets,
+            )?)
+        }
+        None => Err(host),
     };
     Ok(Early { side, inside })
 }
@@ -435,7 +443,7 @@ impl Plugin for BridgePlugin {
             None => {
                 let host = host.map_or_else(|| Handle::new().map_err(BridgeError::from), Ok)?;
                 let (gws, subnets) = (gateways(&p.plan, &ips), subnets_of(&ips));
-                ensure_network_side(call, &p, host, &gws, subnets)?
+                ensure_network_side(call, &p, host, None, &gws, subnets)?
             }
         };
         let NetworkSide {
