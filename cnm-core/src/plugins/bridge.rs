@@ -300,7 +300,11 @@ fn teardown_if_unused(
     plan: &BridgePlan,
     last: Option<&Recorded>,
 ) -> Result<()> {
-    // Exclusive: no ADD of this network is between finding its bridge ready and reserving.
+    // Most DELs leave endpoints behind: they take no lock. The last one takes it exclusively
+    // and asks again, so that no ADD is between finding the bridge ready and reserving.
+    if store.network_in_use(&call.conf.name)? {
+        return Ok(());
+    }
     let _lock = NetworkLock::take(store.dir(), &call.conf.name, true)?;
     if store.network_in_use(&call.conf.name)? {
         return Ok(());
