@@ -591,7 +591,8 @@ impl Plugin for BridgePlugin {
         let p = prepare(call)?;
         let mut host = Handle::new().map_err(BridgeError::from)?;
         let mut last = None;
-        common::gc(call, &p.ipam, &p.store_dir, valid, |rec| {
+        let mut store = SqliteStore::open(&p.store_dir)?;
+        common::gc(call, &p.ipam, &mut store, valid, |rec| {
             let recorded = Recorded::from_record(rec);
             let veth = recorded
                 .as_ref()
@@ -602,7 +603,6 @@ impl Plugin for BridgePlugin {
             last = recorded.or(last.take());
             Ok(())
         })?;
-        let store = SqliteStore::open(&p.store_dir)?;
         teardown_if_unused(&store, &mut host, call, &p.plan, last.as_ref())
     }
 }

@@ -233,12 +233,11 @@ pub fn status<C>(call: &Call<'_, C>, ipam: &Ipam, store_dir: &Path) -> Result<()
 pub fn gc<C>(
     call: &Call<'_, C>,
     ipam: &Ipam,
-    store_dir: &Path,
+    store: &mut SqliteStore,
     valid: &[GcAttachment],
     mut detach: impl FnMut(&EndpointRecord) -> Result<()>,
 ) -> Result<()> {
     let keep = GcAttachment::keys(valid);
-    let mut store = SqliteStore::open(store_dir)?;
     for rec in store.endpoints(Some(&call.conf.name))? {
         let k = &rec.key;
         if keep

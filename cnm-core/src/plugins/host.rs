@@ -302,7 +302,8 @@ impl Plugin for HostPlugin {
     fn gc(&self, call: &HostCall<'_>, valid: &[GcAttachment]) -> Result<()> {
         let (_, ipam, dir) = prepare(call)?;
         let (mut host, host_ns) = host()?;
-        common::gc(call, &ipam, &dir, valid, |rec| {
+        let mut store = SqliteStore::open(&dir)?;
+        common::gc(call, &ipam, &mut store, valid, |rec| {
             detach_recorded(&mut host, &host_ns, rec, None)
         })
     }

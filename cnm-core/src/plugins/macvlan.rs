@@ -233,6 +233,9 @@ impl Plugin for MacvlanPlugin {
 
     fn gc(&self, call: &MacvlanCall<'_>, valid: &[GcAttachment]) -> Result<()> {
         let (_, ipam, dir) = prepare(call)?;
-        common::gc(call, &ipam, &dir, valid, |rec| detach_recorded(rec, None))
+        let mut store = SqliteStore::open(&dir)?;
+        common::gc(call, &ipam, &mut store, valid, |rec| {
+            detach_recorded(rec, None)
+        })
     }
 }
