@@ -142,6 +142,28 @@ fn up_flags(msg: &mut LinkMessage, up: bool) {
     }
 }
 
+/// A new link's name, and its MTU, MAC and namespace when given.
+fn new_link_attributes(
+    msg: &mut LinkMessage,
+    name: &str,
+    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
+    netns: Option<&Netns>,
+) {
+    msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    if let Some(mtu) = mtu {
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    if let Some(mac) = mac {
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    }
+    if let Some(ns) = netns {
+        // The descriptor is only read by the kernel while the caller holds `ns`.
+        msg.attributes
+            .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+    }
+}
+
 fn link_message(index: u32) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.header.index = index;
@@ -229,29 +251,16 @@ impl Handle {
     /// Creates a veth pair in one message: peer already in its namespace, host end on its bridge.
     pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<()> {
         let mut peer = link_message(0);
-        peer.attributes
-            .push(LinkAttribute::IfName(spec.peer_name.to_owned()));
-        if let Some(mtu) = spec.mtu {
-            peer.attributes.push(LinkAttribute::Mtu(mtu));
-        }
-        if let Some(mac) = spec.peer_mac {
-            peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        }
-        if let Some(ns) = spec.peer_netns {
-            // The descriptor is only read by the kernel while this call holds `spec`.
-            peer.attributes
-                .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
-        }
+        new_link_attributes(
+            &mut peer,
+            spec.peer_name,
+            spec.mtu,
+            spec.peer_mac,
+            spec.peer_netns,
+        );
         let mut msg = link_message(0);
         up_flags(&mut msg, spec.up);
-        msg.attributes
-            .push(LinkAttribute::IfName(spec.name.to_owned()));
-        if let Some(mtu) = spec.mtu {
-            msg.attributes.push(LinkAttribute::Mtu(mtu));
-        }
-        if let Some(mac) = spec.mac {
-            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        }
+        new_link_attributes(&mut msg, spec.name, spec.mtu, spec.mac, None);
         if let Some(master) = spec.master {
             msg.attributes.push(LinkAttribute::Controller(master));
         }
@@ -276,20 +285,8 @@ impl Handle {
     /// Creates a macvlan on `master` in one message, directly inside its namespace.
     pub fn create_macvlan(&mut self, spec: &MacvlanSpec<'_>) -> Result<()> {
         let mut msg = link_message(0);
-        msg.attributes
-            .push(LinkAttribute::IfName(spec.name.to_owned()));
+        new_link_attributes(&mut msg, spec.name, spec.mtu, spec.mac, spec.netns);
         msg.attributes.push(LinkAttribute::Link(spec.master));
-        if let Some(mtu) = spec.mtu {
-            msg.attributes.push(LinkAttribute::Mtu(mtu));
-        }
-        if let Some(mac) = spec.mac {
-            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        }
-        if let Some(ns) = spec.netns {
-            // The descriptor is only read by the kernel while this call holds `spec`.
-            msg.attributes
-                .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
-        }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::MacVlan),
             LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(spec.mode.into())])),
