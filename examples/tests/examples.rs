@@ -175,20 +175,26 @@ fn is_mac(s: &str) -> bool {
             .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok())
 }
 
+/// Checks `Joined endpoint Endpoint1 (<mac>) to <what> container1 (<key>)`, the key being the
+/// namespace of container1 under the Scratch of `label`.
+fn joined_line(stdout: &str, what: &str, label: &str, pid: u32) {
+    let line = after(stdout, "Joined endpoint Endpoint1 (");
+    let (mac, rest) = line
+        .split_once(&format!(") to {what} container1 ("))
+        .unwrap_or_else(|| panic!("not the joined line: {line}"));
+    assert!(is_mac(mac), "{line}");
+    let key = rest.strip_suffix(')').expect("closing parenthesis");
+    let expected = std::env::temp_dir().join(format!("cnm-{label}-{pid}/run/netns/container1"));
+    assert_eq!(Path::new(key), expected);
+}
+
 #[test]
 fn the_libnetwork_readme_example_joins_and_leaves_nothing() {
     if !require_root("the_libnetwork_readme_example_joins_and_leaves_nothing") {
         return;
     }
     let (pid, stdout) = run("readme");
-    let line = after(&stdout, "Joined endpoint Endpoint1 (");
-    let (mac, rest) = line
-        .split_once(") to sandbox container1 (")
-        .expect("the line");
-    assert!(is_mac(mac), "{line}");
-    let key = rest.strip_suffix(')').expect("closing parenthesis");
-    let expected = std::env::temp_dir().join(format!("cnm-readme-{pid}/run/netns/container1"));
-    assert_eq!(Path::new(key), expected);
+    joined_line(&stdout, "sandbox", "readme", pid);
     assert_scratch_gone("readme", pid, &stdout);
 }
 
@@ -198,16 +204,7 @@ fn join_by_container_id_reports_the_port_map_and_leaves_nothing() {
         return;
     }
     let (pid, stdout) = run("join_container");
-    let line = after(&stdout, "Joined endpoint Endpoint1 (");
-    let (mac, rest) = line
-        .split_once(") to container container1 (")
-        .expect("the line");
-    assert!(is_mac(mac), "{line}");
-    let expected = std::env::temp_dir().join(format!("cnm-join-{pid}/run/netns/container1"));
-    assert_eq!(
-        rest.strip_suffix(')').map(Path::new),
-        Some(expected.as_path())
-    );
+    joined_line(&stdout, "container", "join", pid);
     assert_eq!(after(&stdout, "exposed: "), "80/tcp");
     assert_eq!(after(&stdout, "port map: "), "0.0.0.0:8080->80/tcp");
     assert_eq!(after(&stdout, "address: "), "10.88.0.2/24");
