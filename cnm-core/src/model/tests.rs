@@ -3,19 +3,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
-use crate::netns::{OwnedNetns, NETNS_RUN_DIR};
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A host namespace and a controller whose state is in a temporary directory; on drop (also
-/// after a failed assertion) every sandbox is deleted before the namespace and directory go.
-struct Lab {
-    host: OwnedNetns,
-    dir: tempfile::TempDir,
-}
+/// A [`Scratch`] host whose closures get a controller by value and may panic; its drop (also
+/// after a failed assertion) deletes every sandbox, then the namespace and the directory.
+struct Lab(Scratch);
 
 impl Lab {
     fn new() -> Option<Lab> {
@@ -23,36 +16,16 @@ impl Lab {
             eprintln!("skipped: needs root (creates network namespaces and links)");
             return None;
         }
-        let name = format!(
-            "cnm-model-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        Some(Lab {
-            host: OwnedNetns::create(NETNS_RUN_DIR, &name).unwrap(),
-            dir: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    fn controller(&self) -> Controller {
-        Controller::new(ControllerConfig::under(self.dir.path())).unwrap()
+        Some(Lab(Scratch::new("model-test").unwrap()))
     }
 
     /// Runs `f` with the host namespace as the calling thread's.
     fn run<T: Send>(&self, f: impl FnOnce(Controller) -> T + Send) -> T {
-        let c = self.controller();
-        self.host.run(move || f(c)).unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let c = self.controller();
-        let _ = self.host.run(|| {
-            for s in c.sandboxes().unwrap_or_default() {
-                let _ = s.delete();
-            }
-        });
+        let config = self.0.controller_config();
+        self.0
+            .host()
+            .run(move || f(Controller::new(config).unwrap()))
+            .unwrap()
     }
 }
 
