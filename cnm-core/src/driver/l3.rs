@@ -1,4 +1,4 @@
-//! Layer 3 inside a sandbox, shared by the link drivers (macvlan, host device): addresses and
+//! Layer 3 inside a sandbox, shared by every driver (bridge, macvlan, host device): addresses and
 //! routes on one interface, and CHECK's view of them.
 
 use std::net::IpAddr;

@@ -6,16 +6,13 @@
 //! report them). Sandbox side (a socket opened inside it): find the peer, up, addresses
 //! (IPv6 without DAD, usable at once), routes.
 
-use std::net::IpAddr;
-
-use ipnet::IpNet;
-
 use super::network::BridgeInfo;
 use super::plan::{BridgePlan, Reach};
 use super::BridgeError;
 use crate::cni::env::IfName;
 use crate::cni::result::{IpConfig, Route};
-use crate::netlink::{AddrSpec, Handle, IpFamily, NetlinkError, RouteSpec, VethSpec};
+use crate::driver::l3;
+use crate::netlink::{Handle, NetlinkError, VethSpec};
 use crate::netns::Netns;
 
 /// One endpoint to attach.
@@ -107,26 +104,7 @@ pub fn configure_sandbox_end(
         no_ipv6_autoconf(inside, index, None);
     }
     inside.set_up(index)?;
-    for ip in ips {
-        let addr = AddrSpec {
-            net: ip.address,
-            nodad: ip.address.addr().is_ipv6(),
-        };
-        inside.add_address(index, addr)?;
-        crate::fault::side_effect("add address");
-    }
-    for route in routes {
-        let gw = route.gw.or_else(|| gateway_for(ips, route.dst));
-        inside.add_route(&RouteSpec {
-            gw,
-            oif: Some(index),
-            metric: route.priority,
-            mtu: route.mtu,
-            table: route.table,
-            ..RouteSpec::new(route.dst)
-        })?;
-        crate::fault::side_effect("add route");
-    }
+    l3::configure(inside, index, ips, routes)?;
     tracing::info!("configured {ifname} in the sandbox");
     Ok(())
 }
@@ -137,13 +115,6 @@ fn no_ipv6_autoconf(h: &mut Handle, index: u32, name: Option<&str>) {
     if let Err(e) = h.set_ipv6_addr_gen_none(index, name) {
         tracing::debug!("leaving IPv6 address generation as it is: {e}");
     }
-}
-
-/// The gateway of the address of `dst`'s family, if any.
-pub fn gateway_for(ips: &[IpConfig], dst: IpNet) -> Option<IpAddr> {
-    ips.iter()
-        .filter(|ip| ip.address.addr().is_ipv4() == dst.addr().is_ipv4())
-        .find_map(|ip| ip.gateway)
 }
 
 /// Deletes the host end (and with it the sandbox end); already gone is success.
@@ -197,32 +168,14 @@ pub fn verify(
             spec.ifname
         ));
     }
-    let addrs = inside.addresses(Some(link.index))?;
-    for ip in spec.ips {
-        if !addrs.iter().any(|a| a.net == ip.address) {
-            return fail(format!(
-                "address {} is missing from {} in the container",
-                ip.address, spec.ifname
-            ));
-        }
+    match l3::difference(
+        &mut inside,
+        link.index,
+        spec.ifname.as_str(),
+        spec.ips,
+        spec.routes,
+    )? {
+        Some(why) => fail(why),
+        None => Ok(()),
     }
-    for route in spec.routes {
-        let family = if route.dst.addr().is_ipv4() {
-            IpFamily::V4
-        } else {
-            IpFamily::V6
-        };
-        let gw = route.gw.or_else(|| gateway_for(spec.ips, route.dst));
-        let present = inside.routes(family)?.iter().any(|r| {
-            r.dst == route.dst && r.oif == Some(link.index) && (gw.is_none() || r.gw == gw)
-        });
-        if !present {
-            let via = gw.map(|g| format!(" via {g}")).unwrap_or_default();
-            return fail(format!(
-                "route {}{via} is missing from the container",
-                route.dst
-            ));
-        }
-    }
-    Ok(())
 }
