@@ -66,7 +66,7 @@ use attrs::Attrs;
 use netlink::{Batch, MsgType};
 use table::{FAMILY_INET, TABLE};
 
-pub use netlink::Nft;
+pub use netlink::{LazyNft, Nft};
 pub use portmap::{PortMapElement, PortMapKey, PortMapSet};
 
 /// Errors of the firewall; each says what was being done.

@@ -147,6 +147,25 @@ fn error_code(payload: &[u8]) -> Option<i32> {
         .map(|b| -i32::from_ne_bytes(b.try_into().unwrap()))
 }
 
+/// A netfilter socket opened on first use and closed when dropped; a DEL keeps one for its
+/// whole run and drops it last. The kernel frees the elements a batch removed only after an
+/// RCU grace period (~15 ms here), and closing a netfilter socket waits for that while it holds
+/// the lock that deleting a link also needs: closed before a link's deletion, the socket makes
+/// the two waits add up; closed after it, the free has overlapped the link's own wait.
+#[derive(Debug, Default)]
+pub struct LazyNft(Option<Nft>);
+
+impl LazyNft {
+    /// The socket, opened now if it is not yet.
+    pub fn get(&mut self) -> Result<&mut Nft, FirewallError> {
+        let nft = match self.0.take() {
+            Some(nft) => nft,
+            None => Nft::new()?,
+        };
+        Ok(self.0.insert(nft))
+    }
+}
+
 /// A netlink socket speaking nf_tables, bound to the network namespace it was opened in.
 #[derive(Debug)]
 pub struct Nft {

@@ -5,8 +5,9 @@
 //!    nothing;
 //! 2. one store transaction reserves the addresses (in-process `cnm-ipam`) and records the
 //!    endpoint as creating, so DEL and GC can find a half-made one after a crash; any other
-//!    `ipam.type` is executed from `CNI_PATH`. With cnm-ipam, the sockets (and the host side of
-//!    a network that is ready) are prepared on this thread meanwhile ([`prepare_early`]);
+//!    `ipam.type` is executed from `CNI_PATH`. (Preparing the sockets on another thread
+//!    meanwhile was measured slower: 2.0 against 1.8 ms from `main` to the result, since a
+//!    second thread in a process this young contends for the same pages and locks);
 //! 3. ensure the bridge, its gateways and the network's nftables elements, then one netlink
 //!    message creates the veth pair with its peer inside the sandbox; a socket inside the
 //!    sandbox sets addresses and routes; published ports go into cnm's table in one batch;
@@ -16,7 +17,8 @@
 //!
 //! DEL = leave + delete, in the reverse order, treating "already gone" as done; it needs neither
 //! the netns nor `prevResult`. After the last endpoint of a network leaves, a bridge that cnm
-//! created is deleted.
+//! created is deleted. nftables elements go before links, through one socket closed last
+//! ([`LazyNft`]), so that the kernel's two RCU waits overlap.
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -33,14 +35,14 @@ use crate::driver::bridge::{
     self as driver, BridgeConfig, BridgeError, BridgeInfo, BridgePlan, Masquerade,
 };
 use crate::error::Result;
-use crate::firewall::{NetworkRules, Nft};
+use crate::firewall::{LazyNft, NetworkRules, Nft};
 use crate::inventory::{PortBinding, PORT_MAPPINGS_KEY};
 use crate::netlink::Handle;
 use crate::plugins::common::{self, subnets_of, Ipam};
 use crate::plugins::ipam::requested;
 use crate::portmap;
 use crate::rollback::Rollback;
-use crate::store::{EndpointRecord, NetworkLock, NetworkRecord, Reservation, SqliteStore, Store};
+use crate::store::{EndpointRecord, NetworkLock, NetworkRecord, SqliteStore, Store};
 
 /// The `cnm-bridge` plugin.
 #[derive(Debug, Default)]
@@ -168,18 +170,6 @@ fn firewall_rules(plan: &BridgePlan, subnets: Vec<IpNet>) -> NetworkRules<'_> {
     }
 }
 
-/// Runs `a` here and `b` on a scoped thread at the same time; both run to the end, and the
-/// first error (of `a`, then `b`) is returned. Deleting a link and removing nftables elements
-/// each wait for an RCU grace period in the kernel (~16-20 ms here): side by side, DEL pays it
-/// once instead of twice. The thread starts in this thread's namespace (the host's).
-fn concurrently(
-    a: impl FnOnce() -> Result<()>,
-    b: impl FnOnce() -> Result<()> + Send,
-) -> Result<()> {
-    let (first, second) = concurrently_both(a, b);
-    first.and(second)
-}
-
 /// The host side of a network, ready for an endpoint: the route-netlink socket, the bridge,
 /// and the netfilter socket with cnm's table and the network's elements in it.
 struct NetworkSide {
@@ -195,14 +185,10 @@ fn ensure_network_side(
     call: &BridgeCall<'_>,
     p: &Prepared,
     mut host: Handle,
-    ready: Option<BridgeInfo>,
     gateways: &[IpNet],
     subnets: Vec<IpNet>,
 ) -> Result<NetworkSide> {
-    let bridge = match ready {
-        Some(bridge) => bridge,
-        None => driver::ensure_bridge(&mut host, &p.plan, &call.conf.name, gateways)?,
-    };
+    let bridge = driver::ensure_bridge(&mut host, &p.plan, &call.conf.name, gateways)?;
     if p.plan.is_gateway {
         let v4 = subnets.iter().any(|s| s.addr().is_ipv4());
         driver::enable_forwarding(v4, subnets.iter().any(|s| s.addr().is_ipv6()))?;
@@ -213,82 +199,6 @@ fn ensure_network_side(
     Ok(NetworkSide { host, bridge, nft })
 }
 
-/// The bridge's gateway addresses when they are known before reservation: cnm-ipam whose every
-/// range set has one range (the address's range, hence its gateway, is then certain).
-fn early_gateways(p: &Prepared) -> Option<Vec<IpNet>> {
-    let Ipam::Local(plan) = &p.ipam else {
-        return None;
-    };
-    if plan.sets.iter().any(|set| set.ranges.len() != 1) {
-        return None;
-    }
-    if !p.plan.is_gateway {
-        return Some(Vec::new());
-    }
-    plan.sets
-        .iter()
-        .map(|set| {
-            let r = &set.ranges[0];
-            IpNet::new(r.gateway, r.subnet.prefix_len()).ok()
-        })
-        .collect()
-}
-
-/// What ADD prepares while the store is opened and the addresses reserved: the sockets, and the
-/// network's host side if ensuring it changes nothing.
-struct Early {
-    /// The host side, when the bridge is ready; else the host's socket to make it with later.
-    side: std::result::Result<NetworkSide, Handle>,
-    /// A socket inside the sandbox.
-    inside: Handle,
-}
-
-/// The parallel phase of ADD. Only a bridge that cnm made for this network and that has every
-/// gateway already is ensured here, before the store has checked this call against the
-/// network's record: ensuring it then adds nothing. Anything else waits for the reservation,
-/// so that a call the store refuses (another subnet under the same name, ...) changes nothing.
-fn prepare_early(
-    call: &BridgeCall<'_>,
-    p: &Prepared,
-    gateways: &[IpNet],
-    sandbox: &crate::netns::Netns,
-) -> Result<Early> {
-    let mut host = Handle::new().map_err(BridgeError::from)?;
-    let inside = Handle::new_in(sandbox).map_err(BridgeError::from)?;
-    let side = match driver::bridge_ready(&mut host, &p.plan, &call.conf.name, gateways)? {
-        Some(bridge) => {
-            let subnets = p.ipam.subnets();
-            Ok(ensure_network_side(
-                call,
-                p,
-                host,
-                Some(bridge),
-                gateways,
-                subnets,
-            )?)
-        }
-        None => Err(host),
-    };
-    Ok(Early { side, inside })
-}
-
-/// Runs `here` on this thread and `there` on a scoped thread at the same time; both run to the
-/// end. `there` must not depend on this thread's namespace (it starts in it all the same).
-fn concurrently_both<A, B: Send>(
-    here: impl FnOnce() -> Result<A>,
-    there: impl FnOnce() -> Result<B> + Send,
-) -> (Result<A>, Result<B>) {
-    let span = tracing::Span::current();
-    std::thread::scope(|s| {
-        let other = s.spawn(move || span.in_scope(there));
-        let first = here();
-        let second = other
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (first, second)
-    })
-}
-
 /// After the last endpoint of a network left: remove the network's firewall elements and a
 /// bridge that cnm made for it. The subnets come from the network's record, which outlives
 /// its endpoints (a DEL killed after releasing the last endpoint is repaired by the next DEL),
@@ -296,6 +206,7 @@ fn concurrently_both<A, B: Send>(
 fn teardown_if_unused(
     store: &SqliteStore,
     host: &mut Handle,
+    nft: &mut LazyNft,
     call: &BridgeCall<'_>,
     plan: &BridgePlan,
     last: Option<&Recorded>,
@@ -321,24 +232,21 @@ fn teardown_if_unused(
             }
         }
     }
-    teardown(host, call, plan, subnets)
+    teardown(host, nft, call, plan, subnets)
 }
 
-/// Removes the network's firewall elements for `subnets` and the bridge if cnm made it.
+/// Removes the network's firewall elements for `subnets`, then the bridge if cnm made it (in
+/// this order, so that the kernel frees the elements while the bridge goes: see [`LazyNft`]).
 fn teardown(
     host: &mut Handle,
+    nft: &mut LazyNft,
     call: &BridgeCall<'_>,
     plan: &BridgePlan,
     subnets: Vec<IpNet>,
 ) -> Result<()> {
-    let rules = firewall_rules(plan, subnets);
-    concurrently(
-        || Ok(Nft::new()?.remove_network(&rules)?),
-        || {
-            driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
-            Ok(())
-        },
-    )
+    nft.get()?.remove_network(&firewall_rules(plan, subnets))?;
+    driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
+    Ok(())
 }
 
 impl Plugin for BridgePlugin {
@@ -358,31 +266,12 @@ impl Plugin for BridgePlugin {
             subnets: p.ipam.subnets(),
             config: common::network_config(call),
         };
-        let reserve = || -> Result<(SqliteStore, Reservation)> {
-            let mut store = SqliteStore::open(&p.store_dir)?;
-            let r = store.reserve_endpoint(&network, &key, p.ipam.sets(), &requested)?;
-            Ok((store, r))
-        };
-        // With cnm-ipam and one range per set the gateways are known before any address is
-        // reserved: sockets (and a ready network's host side) are then prepared while another
-        // thread opens the store and reserves, as neither needs the other and each takes a few
-        // hundred microseconds. Otherwise everything waits for the addresses.
         // Held until this endpoint is reserved, so that a concurrent teardown of the network
         // (its last endpoint's DEL) waits and then finds it in use; teardown holds it exclusive.
         let lock = NetworkLock::take(&p.store_dir, &call.conf.name, false)?;
-        let (reserved, early) = match early_gateways(&p) {
-            Some(gws) => {
-                let (early, reserved) =
-                    concurrently_both(|| prepare_early(call, &p, &gws, at.netns), reserve);
-                if let (Err(e), Err(_)) = (&early, &reserved) {
-                    tracing::warn!("preparing the host side also failed: {e}");
-                }
-                (reserved?, Some(early))
-            }
-            None => (reserve()?, None),
-        };
+        let mut store = SqliteStore::open(&p.store_dir)?;
+        let reservation = store.reserve_endpoint(&network, &key, p.ipam.sets(), &requested)?;
         drop(lock);
-        let (store, reservation) = reserved;
         if reservation.existing {
             if let Some(done) = common::created_record(&store, &key)? {
                 if let Some(recorded) = Recorded::from_record(&done) {
@@ -405,12 +294,12 @@ impl Plugin for BridgePlugin {
                 .map_err(|e| e.to_string())?;
             if side_made.get() {
                 let mut h = Handle::new().map_err(|e| e.to_string())?;
-                teardown_if_unused(&store.borrow(), &mut h, call, &p.plan, None)
+                let mut nft = LazyNft::default();
+                teardown_if_unused(&store.borrow(), &mut h, &mut nft, call, &p.plan, None)
                     .map_err(|e| e.to_string())?;
             }
             Ok(())
         });
-        let early = early.transpose()?;
         let addressing = common::acquire_addresses(
             call,
             &p.ipam,
@@ -426,30 +315,10 @@ impl Plugin for BridgePlugin {
         let bridge_name = Some(p.plan.bridge.as_str());
         let ports = portmap::plan(&call.conf.runtime_config.port_mappings, &ips, bridge_name)?;
         side_made.set(true);
-        // The host side now, unless the parallel phase found the network ready and made it.
-        let (ready, host, mut inside) = match early {
-            Some(Early {
-                side: Ok(side),
-                inside,
-            }) => (Some(side), None, inside),
-            Some(Early {
-                side: Err(host),
-                inside,
-            }) => (None, Some(host), inside),
-            None => (
-                None,
-                None,
-                Handle::new_in(at.netns).map_err(BridgeError::from)?,
-            ),
-        };
-        let side = match ready {
-            Some(side) => side,
-            None => {
-                let host = host.map_or_else(|| Handle::new().map_err(BridgeError::from), Ok)?;
-                let (gws, subnets) = (gateways(&p.plan, &ips), subnets_of(&ips));
-                ensure_network_side(call, &p, host, None, &gws, subnets)?
-            }
-        };
+        let host = Handle::new().map_err(BridgeError::from)?;
+        let mut inside = Handle::new_in(at.netns).map_err(BridgeError::from)?;
+        let (gws, subnets) = (gateways(&p.plan, &ips), subnets_of(&ips));
+        let side = ensure_network_side(call, &p, host, &gws, subnets)?;
         let NetworkSide {
             mut host,
             bridge,
@@ -565,15 +434,24 @@ impl Plugin for BridgePlugin {
             .map(|r| r.host_veth.clone())
             .unwrap_or_else(|| driver::host_veth_name(&key));
         let mut host = Handle::new().map_err(BridgeError::from)?;
-        // Deleting the host end deletes the container end too, netns or not (SPEC §DEL); the
-        // port mappings go at the same time.
-        concurrently(
-            || rec.as_ref().map_or(Ok(()), portmap::unpublish),
-            || Ok(driver::detach(&mut host, &host_veth)?),
-        )?;
+        // The port mappings first, through a socket that is closed last: the kernel frees the
+        // removed elements while the veth is deleted (see `LazyNft`).
+        let mut nft = LazyNft::default();
+        if let Some(rec) = &rec {
+            portmap::unpublish(&mut nft, rec)?;
+        }
+        // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
+        driver::detach(&mut host, &host_veth)?;
         common::release_delegated(call, &p.ipam, at.target, at.netns_path)?;
         store.release_endpoint(&key)?;
-        teardown_if_unused(&store, &mut host, call, &p.plan, recorded.as_ref())
+        teardown_if_unused(
+            &store,
+            &mut host,
+            &mut nft,
+            call,
+            &p.plan,
+            recorded.as_ref(),
+        )
     }
 
     fn validate(&self, call: &BridgeCall<'_>) -> Result<()> {
@@ -590,6 +468,7 @@ impl Plugin for BridgePlugin {
     fn gc(&self, call: &BridgeCall<'_>, valid: &[GcAttachment]) -> Result<()> {
         let p = prepare(call)?;
         let mut host = Handle::new().map_err(BridgeError::from)?;
+        let mut nft = LazyNft::default();
         let mut last = None;
         let mut store = SqliteStore::open(&p.store_dir)?;
         common::gc(call, &p.ipam, &mut store, valid, |rec| {
@@ -598,11 +477,11 @@ impl Plugin for BridgePlugin {
                 .as_ref()
                 .map(|r| r.host_veth.clone())
                 .unwrap_or_else(|| driver::host_veth_name(&rec.key));
-            portmap::unpublish(rec)?;
+            portmap::unpublish(&mut nft, rec)?;
             driver::detach(&mut host, &veth)?;
             last = recorded.or(last.take());
             Ok(())
         })?;
-        teardown_if_unused(&store, &mut host, call, &p.plan, last.as_ref())
+        teardown_if_unused(&store, &mut host, &mut nft, call, &p.plan, last.as_ref())
     }
 }

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use crate::cni::config::{ConfigError, PortMapping, Protocol};
 use crate::cni::result::IpConfig;
 use crate::error::Result;
-use crate::firewall::{FirewallError, Nft, PortMapElement, PortMapKey};
+use crate::firewall::{FirewallError, LazyNft, Nft, PortMapElement, PortMapKey};
 use crate::store::{EndpointKey, EndpointRecord, FirewallElement, Store};
 
 /// The store's `kind` of port-mapping elements.
@@ -149,9 +149,10 @@ pub fn publish(
     flush_udp(nft, p.elements.iter().map(|e| &e.key))
 }
 
-/// DEL and GC: removes the port-mapping elements the store records for `rec`, in one batch;
-/// elements or a table already gone are success.
-pub fn unpublish(rec: &EndpointRecord) -> Result<()> {
+/// DEL and GC: removes the port-mapping elements the store records for `rec`, in one batch,
+/// through `nft` (opened only if there is something to remove, and left open: see
+/// [`LazyNft`]); elements or a table already gone are success.
+pub fn unpublish(nft: &mut LazyNft, rec: &EndpointRecord) -> Result<()> {
     let keys: Vec<PortMapKey> = rec
         .firewall
         .iter()
@@ -161,12 +162,12 @@ pub fn unpublish(rec: &EndpointRecord) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    let mut nft = Nft::new()?;
+    let nft = nft.get()?;
     match nft.update_port_maps(&[], &keys) {
         Ok(()) | Err(FirewallError::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    flush_udp(&mut nft, keys.iter())
+    flush_udp(nft, keys.iter())
 }
 
 /// Removes what [`publish`] added (a rollback after a later step of ADD failed).
@@ -177,14 +178,6 @@ pub fn withdraw(p: &Published) -> Result<()> {
     }
     Nft::new()?.update_port_maps(&[], &keys)?;
     Ok(())
-}
-
-/// DEL: [`unpublish`] what the store records for the endpoint `key`, if anything.
-pub fn unpublish_endpoint(store: &impl Store, key: &EndpointKey) -> Result<()> {
-    match store.endpoint(key)? {
-        Some(rec) => unpublish(&rec),
-        None => Ok(()),
-    }
 }
 
 /// CHECK: every element of `p` is recorded as this endpoint's and present in the table.

@@ -16,7 +16,7 @@ use crate::cni::env::Target;
 use crate::cni::result::CniResult;
 use crate::cni::{Attach, Call, Detach, Plugin};
 use crate::error::Result;
-use crate::firewall::Nft;
+use crate::firewall::{LazyNft, Nft};
 use crate::inventory::{PortBinding, PORT_MAPPINGS_KEY};
 use crate::ipam::config::DEFAULT_DATA_DIR;
 use crate::netlink::Handle;
@@ -123,7 +123,7 @@ impl Plugin for PortMapPlugin {
         if let Err(e) = published {
             // Nothing of this ADD stays: the batch was all or nothing, the records go here.
             if let Ok(Some(rec)) = store.release_endpoint(&key) {
-                let _ = unpublish(&rec);
+                let _ = unpublish(&mut LazyNft::default(), &rec);
             }
             return Err(e);
         }
@@ -145,7 +145,7 @@ impl Plugin for PortMapPlugin {
         let key = key(call, at.target)?;
         let mut store = store(call)?;
         if let Some(rec) = store.endpoint(&key)? {
-            unpublish(&rec)?;
+            unpublish(&mut LazyNft::default(), &rec)?;
             store.release_endpoint(&key)?;
         }
         store.remove_network_if_unused(&key.network)?;
@@ -160,8 +160,9 @@ impl Plugin for PortMapPlugin {
     fn gc(&self, call: &PmCall<'_>, valid: &[GcAttachment]) -> Result<()> {
         let mut store = store(call)?;
         let network = network(call)?;
+        let mut nft = LazyNft::default();
         for rec in store.gc(&network, &GcAttachment::keys(valid))? {
-            unpublish(&rec)?;
+            unpublish(&mut nft, &rec)?;
         }
         store.remove_network_if_unused(&network)?;
         Ok(())

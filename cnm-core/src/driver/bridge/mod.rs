@@ -5,9 +5,7 @@ pub mod network;
 pub mod plan;
 
 pub use endpoint::{attach, configure_sandbox_end, detach, verify, EndpointSpec};
-pub use network::{
-    bridge_ready, enable_forwarding, ensure_bridge, remove_bridge_if_ours, BridgeInfo,
-};
+pub use network::{enable_forwarding, ensure_bridge, remove_bridge_if_ours, BridgeInfo};
 pub use plan::{BridgeConfig, BridgePlan, Masquerade, Reach};
 
 use ipnet::IpNet;

@@ -92,36 +92,6 @@ pub fn ensure_bridge(
     })
 }
 
-/// The bridge, if it exists, up, made by cnm for `network`, with every gateway (and the plan
-/// asks for nothing more, such as promiscuous mode): then ensuring it would change nothing, and
-/// this is what [`ensure_bridge`] would return.
-pub fn bridge_ready(
-    h: &mut Handle,
-    plan: &BridgePlan,
-    network: &NetworkName,
-    gateways: &[IpNet],
-) -> Result<Option<BridgeInfo>, BridgeError> {
-    let Some(link) = h.link_by_name(plan.bridge.as_str())? else {
-        return Ok(None);
-    };
-    let ours = link.alias.as_deref() == Some(bridge_alias(network).as_str());
-    if !link.up || !ours || plan.promisc || link.kind.as_deref() != Some("bridge") {
-        return Ok(None);
-    }
-    if !gateways.is_empty() {
-        let have = h.addresses(Some(link.index))?;
-        if !gateways.iter().all(|g| have.iter().any(|a| a.net == *g)) {
-            return Ok(None);
-        }
-    }
-    Ok(Some(BridgeInfo {
-        index: link.index,
-        name: link.name,
-        mac: link.mac,
-        created: false,
-    }))
-}
-
 /// Adds each gateway address unless present. An address of the same family that overlaps is
 /// a conflict (the reference plugin's rule), replaced only with `forceAddress`.
 fn ensure_gateways(
