@@ -42,7 +42,7 @@ use crate::plugins::common::{self, subnets_of, Ipam};
 use crate::plugins::ipam::requested;
 use crate::portmap;
 use crate::rollback::Rollback;
-use crate::store::{EndpointRecord, NetworkLock, NetworkRecord, SqliteStore, Store};
+use crate::store::{EndpointKey, EndpointRecord, NetworkLock, NetworkRecord, SqliteStore, Store};
 
 /// The `cnm-bridge` plugin.
 #[derive(Debug, Default)]
@@ -199,27 +199,36 @@ fn ensure_network_side(
     Ok(NetworkSide { host, bridge, nft })
 }
 
-/// After the last endpoint of a network left: remove the network's firewall elements and a
-/// bridge that cnm made for it. The subnets come from the network's record, which outlives
-/// its endpoints (a DEL killed after releasing the last endpoint is repaired by the next DEL),
-/// and from the last endpoint's result (`last`).
-fn teardown_if_unused(
+/// The network's teardown lock, held exclusively, when no endpoint but `leaving` is left on it.
+/// Most DELs leave endpoints behind: they ask without the lock and take none. The last one
+/// takes it and asks again, so that no ADD is between finding the bridge and reserving.
+fn last_one(
+    store: &SqliteStore,
+    call: &BridgeCall<'_>,
+    leaving: Option<&EndpointKey>,
+) -> Result<Option<NetworkLock>> {
+    let name = &call.conf.name;
+    if store.network_in_use(name, leaving)? {
+        return Ok(None);
+    }
+    let lock = NetworkLock::take(store.dir(), name, true)?;
+    Ok((!store.network_in_use(name, leaving)?).then_some(lock))
+}
+
+/// The teardown of a network that its last endpoint leaves (under [`last_one`]'s lock): its
+/// firewall elements, then a bridge that cnm made for it, in one request with `veth` (that
+/// endpoint's host end, if it is still there) so that the kernel waits once for both links.
+/// The elements go first through `nft`, which the caller closes last (see [`LazyNft`]). The
+/// subnets come from the network's record, which outlives its endpoints (a DEL killed half-way
+/// is repaired by the next DEL), and from the last endpoint's result (`last`).
+fn teardown(
     store: &SqliteStore,
     host: &mut Handle,
     nft: &mut LazyNft,
     call: &BridgeCall<'_>,
     plan: &BridgePlan,
-    last: Option<&Recorded>,
+    (last, veth): (Option<&Recorded>, Option<&str>),
 ) -> Result<()> {
-    // Most DELs leave endpoints behind: they take no lock. The last one takes it exclusively
-    // and asks again, so that no ADD is between finding the bridge ready and reserving.
-    if store.network_in_use(&call.conf.name)? {
-        return Ok(());
-    }
-    let _lock = NetworkLock::take(store.dir(), &call.conf.name, true)?;
-    if store.network_in_use(&call.conf.name)? {
-        return Ok(());
-    }
     let mut subnets = last.map(|r| subnets_of(&r.result.ips)).unwrap_or_default();
     for net in store
         .networks()?
@@ -232,20 +241,8 @@ fn teardown_if_unused(
             }
         }
     }
-    teardown(host, nft, call, plan, subnets)
-}
-
-/// Removes the network's firewall elements for `subnets`, then the bridge if cnm made it (in
-/// this order, so that the kernel frees the elements while the bridge goes: see [`LazyNft`]).
-fn teardown(
-    host: &mut Handle,
-    nft: &mut LazyNft,
-    call: &BridgeCall<'_>,
-    plan: &BridgePlan,
-    subnets: Vec<IpNet>,
-) -> Result<()> {
     nft.get()?.remove_network(&firewall_rules(plan, subnets))?;
-    driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
+    driver::remove_bridge_if_ours(host, plan, &call.conf.name, veth)?;
     Ok(())
 }
 
@@ -294,9 +291,12 @@ impl Plugin for BridgePlugin {
                 .map_err(|e| e.to_string())?;
             if side_made.get() {
                 let mut h = Handle::new().map_err(|e| e.to_string())?;
-                let mut nft = LazyNft::default();
-                teardown_if_unused(&store.borrow(), &mut h, &mut nft, call, &p.plan, None)
-                    .map_err(|e| e.to_string())?;
+                let store = store.borrow();
+                if let Some(_lock) = last_one(&store, call, None).map_err(|e| e.to_string())? {
+                    let mut nft = LazyNft::default();
+                    teardown(&store, &mut h, &mut nft, call, &p.plan, (None, None))
+                        .map_err(|e| e.to_string())?;
+                }
             }
             Ok(())
         });
@@ -440,18 +440,29 @@ impl Plugin for BridgePlugin {
         if let Some(rec) = &rec {
             portmap::unpublish(&mut nft, rec)?;
         }
-        // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
-        driver::detach(&mut host, &host_veth)?;
+        let gone = recorded.as_ref();
+        let last = last_one(&store, call, Some(&key))?;
+        match last {
+            Some(_) => teardown(
+                &store,
+                &mut host,
+                &mut nft,
+                call,
+                &p.plan,
+                (gone, Some(&host_veth)),
+            )?,
+            // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
+            None => driver::detach(&mut host, &host_veth)?,
+        }
         common::release_delegated(call, &p.ipam, at.target, at.netns_path)?;
         store.release_endpoint(&key)?;
-        teardown_if_unused(
-            &store,
-            &mut host,
-            &mut nft,
-            call,
-            &p.plan,
-            recorded.as_ref(),
-        )
+        if last.is_none() {
+            // The other endpoints may have left meanwhile, each while this one was there.
+            if let Some(_lock) = last_one(&store, call, None)? {
+                teardown(&store, &mut host, &mut nft, call, &p.plan, (gone, None))?;
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self, call: &BridgeCall<'_>) -> Result<()> {
@@ -482,6 +493,16 @@ impl Plugin for BridgePlugin {
             last = recorded.or(last.take());
             Ok(())
         })?;
-        teardown_if_unused(&store, &mut host, &mut nft, call, &p.plan, last.as_ref())
+        if let Some(_lock) = last_one(&store, call, None)? {
+            teardown(
+                &store,
+                &mut host,
+                &mut nft,
+                call,
+                &p.plan,
+                (last.as_ref(), None),
+            )?;
+        }
+        Ok(())
     }
 }

@@ -216,8 +216,13 @@ pub trait Store {
     /// Adds subnets that a delegated IPAM handed out to the network's record, so that its
     /// teardown knows them even after every endpoint record is gone.
     fn learn_subnets(&mut self, network: &NetworkName, subnets: &[IpNet]) -> StoreResult<()>;
-    /// Whether any endpoint of the network is stored (one indexed lookup, whatever their number).
-    fn network_in_use(&self, name: &NetworkName) -> StoreResult<bool>;
+    /// Whether any endpoint of the network but `besides` is stored (one indexed lookup, whatever
+    /// their number).
+    fn network_in_use(
+        &self,
+        name: &NetworkName,
+        besides: Option<&EndpointKey>,
+    ) -> StoreResult<bool>;
     /// Removes the network if no endpoint uses it; whether it was removed.
     fn remove_network_if_unused(&mut self, name: &NetworkName) -> StoreResult<bool>;
     /// Removes every endpoint of `network` not in `keep`; returns what was removed.

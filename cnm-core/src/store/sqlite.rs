@@ -554,11 +554,19 @@ impl Store for SqliteStore {
         load_networks(&self.conn)
     }
 
-    fn network_in_use(&self, name: &NetworkName) -> StoreResult<bool> {
+    fn network_in_use(
+        &self,
+        name: &NetworkName,
+        besides: Option<&EndpointKey>,
+    ) -> StoreResult<bool> {
+        // Container IDs and interface names are never empty: "" matches no endpoint.
+        let (id, ifname) =
+            besides.map_or(("", ""), |k| (k.container_id.as_str(), k.ifname.as_str()));
         self.conn
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM endpoints WHERE network = ?1)",
-                [name.as_str()],
+                "SELECT EXISTS (SELECT 1 FROM endpoints WHERE network = ?1
+                 AND NOT (container_id = ?2 AND ifname = ?3))",
+                [name.as_str(), id, ifname],
                 |r| r.get(0),
             )
             .map_err(sql("looking for endpoints of the network"))
