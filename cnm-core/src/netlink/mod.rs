@@ -139,6 +139,22 @@ const NLMSG_HDRLEN: usize = 16;
 /// `NLMSGERR_ATTR_MSG`: the extended ack's human-readable text.
 const NLMSGERR_ATTR_MSG: u16 = 1;
 
+/// A NETLINK_ROUTE socket in the calling thread's network namespace.
+fn open_socket() -> Result<Socket> {
+    let socket = Socket::new(NETLINK_ROUTE).map_err(|source| NetlinkError::Io {
+        op: "open",
+        what: "NETLINK_ROUTE socket".into(),
+        source,
+    })?;
+    // Extended acks carry the kernel's reason ("Nexthop has invalid gateway"); capped acks keep
+    // error replies small. Strict checking lets the kernel filter dumps (by ifindex). All three
+    // are best effort: older kernels simply ignore them.
+    let _ = socket.set_ext_ack(true);
+    let _ = socket.set_cap_ack(true);
+    let _ = socket.set_netlink_get_strict_chk(true);
+    Ok(socket)
+}
+
 /// A NETLINK_ROUTE socket in one network namespace; one request at a time.
 #[derive(Debug)]
 pub struct Handle {
@@ -150,28 +166,22 @@ pub struct Handle {
 impl Handle {
     /// Opens a socket in the calling thread's network namespace.
     pub fn new() -> Result<Self> {
-        let io = |source| NetlinkError::Io {
-            op: "open",
-            what: "NETLINK_ROUTE socket".into(),
-            source,
-        };
-        let socket = Socket::new(NETLINK_ROUTE).map_err(io)?;
-        // Extended acks carry the kernel's reason ("Nexthop has invalid gateway"); capped acks
-        // keep error replies small. Strict checking lets the kernel filter dumps (by ifindex).
-        // All three are best effort: older kernels simply ignore them.
-        let _ = socket.set_ext_ack(true);
-        let _ = socket.set_cap_ack(true);
-        let _ = socket.set_netlink_get_strict_chk(true);
-        Ok(Handle {
-            socket,
-            seq: 0,
-            buf: vec![0; RECV_BUF],
-        })
+        Ok(Handle::on(open_socket()?))
     }
 
     /// Opens a socket inside `ns` (on a throwaway thread); the socket stays in `ns` for life.
+    /// The thread only opens it: a thread's first allocation makes glibc set up a heap arena
+    /// for it, so the receive buffer is allocated here.
     pub fn new_in(ns: &Netns) -> Result<Self> {
-        ns.run(Handle::new)?
+        Ok(Handle::on(ns.run(open_socket)??))
+    }
+
+    fn on(socket: Socket) -> Self {
+        Handle {
+            socket,
+            seq: 0,
+            buf: vec![0; RECV_BUF],
+        }
     }
 
     /// Sends a request that changes something and waits for its ACK.
