@@ -2,12 +2,13 @@
 //!
 //! Each side gets a fresh throwaway host namespace and N container namespaces; each plugin call
 //! is exec'd as a runtime execs it (env + stdin, from a thread inside the host namespace, plain
-//! spawn) and timed from spawn to exit. DEL is compared with its floor: deleting one bare veth pair in-process, measured
-//! in the same run. Run as root, after a release build of the plugins:
+//! spawn) and timed from spawn to exit. DEL is compared with its floor: deleting one bare veth
+//! pair in-process, its peer in the same container namespace, right after each of cnm's DELs
+//! (so under the same load). Run as root, against the plugins as shipped:
 //!
 //! ```sh
-//! cargo build --release --bins && cargo bench -p conformance --bench cni
-//! CNM_BENCH_N=50 cargo bench -p conformance --bench cni
+//! ./dev/bench.sh cni
+//! CNM_BENCH_N=50 ./dev/bench.sh cni
 //! ```
 
 use std::io::Write;
@@ -25,6 +26,8 @@ struct Side {
     name: &'static str,
     plugin: PathBuf,
     conf: fn(&Host, &str) -> Value,
+    /// Whether to sample the DEL floor after each of this side's DELs.
+    floor: bool,
 }
 
 struct Samples {
@@ -32,6 +35,8 @@ struct Samples {
     del: Vec<Duration>,
     /// VERSION: the same exec path doing no work (the process floor).
     version: Vec<Duration>,
+    /// Deleting a bare veth pair in-process after each DEL (the DEL floor), if asked for.
+    floor: Vec<Duration>,
 }
 
 fn main() {
@@ -54,6 +59,7 @@ fn main() {
                        "ipam": {"type": "cnm-ipam", "subnet": "10.200.0.0/16",
                                 "dataDir": host.state_dir().join("cnm")}})
             },
+            floor: true,
         },
         Side {
             name: "reference bridge + host-local",
@@ -64,6 +70,7 @@ fn main() {
                        "ipam": {"type": "host-local", "subnet": "10.200.0.0/16",
                                 "dataDir": host.state_dir().join("host-local")}})
             },
+            floor: false,
         },
     ];
     for side in &sides {
@@ -76,7 +83,6 @@ fn main() {
         }
     }
     println!("N = {n} containers per side, each in its own namespace; times are spawn-to-exit of the plugin");
-    let floor = bare_veth_delete(50);
     let results: Vec<Samples> = sides
         .iter()
         .map(|s| {
@@ -85,7 +91,7 @@ fn main() {
             r
         })
         .collect();
-    report(&sides, &results, &floor, n);
+    report(&sides, &results, n);
 }
 
 fn run(side: &Side, n: usize, cnm_dir: &Path) -> Samples {
@@ -146,33 +152,43 @@ fn run(side: &Side, n: usize, cnm_dir: &Path) -> Samples {
             .map(|c| timed("VERSION", c))
             .collect();
         let add = containers.iter().map(|c| timed("ADD", c)).collect();
-        let del = containers.iter().map(|c| timed("DEL", c)).collect();
-        Samples { add, del, version }
+        let mut floor = Vec::new();
+        let del = containers
+            .iter()
+            .map(|c| {
+                let t = timed("DEL", c);
+                if side.floor {
+                    floor.push(bare_veth_delete(c));
+                }
+                t
+            })
+            .collect();
+        Samples {
+            add,
+            del,
+            version,
+            floor,
+        }
     };
     host.netns().run(run_all).expect("enter the host namespace")
 }
 
-/// The floor of DEL: deleting one veth pair (peer in another namespace) in-process.
-fn bare_veth_delete(n: usize) -> Vec<Duration> {
-    let host = Host::new("floor").expect("host namespace");
-    let c = Container::new("floor").expect("container namespace");
-    let mut h = Handle::new_in(host.netns()).expect("netlink socket");
-    (0..n)
-        .map(|_| {
-            let name = unique_ifname("fv");
-            h.create_veth(&VethSpec {
-                name: &name,
-                peer_name: "eth0",
-                peer_netns: Some(c.netns()),
-                up: true,
-                ..VethSpec::default()
-            })
-            .expect("create veth");
-            let start = Instant::now();
-            h.delete_link_by_name(&name).expect("delete veth");
-            start.elapsed()
-        })
-        .collect()
+/// The floor of DEL: deleting one veth pair whose peer is in `c`, in-process, from the calling
+/// thread's namespace (the host's).
+fn bare_veth_delete(c: &Container) -> Duration {
+    let mut h = Handle::new().expect("netlink socket");
+    let name = unique_ifname("fv");
+    h.create_veth(&VethSpec {
+        name: &name,
+        peer_name: "eth0",
+        peer_netns: Some(c.netns()),
+        up: true,
+        ..VethSpec::default()
+    })
+    .expect("create veth");
+    let start = Instant::now();
+    h.delete_link_by_name(&name).expect("delete veth");
+    start.elapsed()
 }
 
 fn percentile(samples: &[Duration], p: f64) -> Duration {
@@ -185,7 +201,8 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-fn report(sides: &[Side], results: &[Samples], floor: &[Duration], n: usize) {
+fn report(sides: &[Side], results: &[Samples], n: usize) {
+    let floor = &results[0].floor;
     let k = (n / 10).clamp(1, 20);
     println!();
     println!("| side | VERSION (exec floor) | ADD median | ADD p90 | first {k} ADDs | last {k} ADDs | DEL median | DEL p90 |");
@@ -205,7 +222,7 @@ fn report(sides: &[Side], results: &[Samples], floor: &[Duration], n: usize) {
     }
     let floor_median = percentile(floor, 0.5);
     println!(
-        "| bare veth delete (in-process floor) | | | | | | {} | {} |",
+        "| bare veth delete (in-process floor, after each cnm DEL) | | | | | | {} | {} |",
         ms(floor_median),
         ms(percentile(floor, 0.9))
     );
