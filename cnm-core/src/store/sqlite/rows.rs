@@ -90,9 +90,10 @@ pub(super) fn ensure_network(conn: &Connection, net: &NetworkRecord) -> StoreRes
             let what = if had.len() == 1 { "subnet" } else { "subnets" };
             return Err(conflict(what, join(&had), join(&net.subnets)));
         }
+        // Unchanged (every ADD but the first), the row is not written: no page to log.
         Some(_) => {
             conn.execute(
-                "UPDATE networks SET config = ?2 WHERE name = ?1",
+                "UPDATE networks SET config = ?2 WHERE name = ?1 AND config IS NOT ?2",
                 params![net.name.as_str(), config],
             )
             .map_err(sql("updating the network"))?;
