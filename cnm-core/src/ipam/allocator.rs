@@ -99,15 +99,7 @@ pub fn allocate(
         }
         return Ok(addr);
     }
-    let bounds: Vec<(u128, u128)> = set
-        .ranges
-        .iter()
-        .map(|r| (to_u128(r.start), to_u128(r.end)))
-        .collect();
-    let like = set.ranges[0].start;
-    let found = search_order(&bounds, cursor.filter(|c| set.range_for(*c).is_some()))
-        .map(|n| from_u128(like, n))
-        .find(|a| !set.is_gateway(*a) && !taken.contains(a));
+    let found = candidates(set, cursor).find(|a| !taken.contains(a));
     found.ok_or_else(|| AllocError::Exhausted {
         ranges: set.to_string(),
         in_use: taken
@@ -115,6 +107,21 @@ pub fn allocate(
             .filter(|a| set.range_for(**a).is_some())
             .count(),
     })
+}
+
+/// The addresses [`allocate`] tries when none is requested, in its order: round-robin from
+/// just after `cursor`, gateways skipped. A store can look the first few up one by one instead of
+/// reading every taken address, which costs as much as the endpoints on the network.
+pub fn candidates(set: &RangeSetPlan, cursor: Option<IpAddr>) -> impl Iterator<Item = IpAddr> + '_ {
+    let bounds: Vec<(u128, u128)> = set
+        .ranges
+        .iter()
+        .map(|r| (to_u128(r.start), to_u128(r.end)))
+        .collect();
+    let like = set.ranges[0].start;
+    search_order(&bounds, cursor.filter(|c| set.range_for(*c).is_some()))
+        .map(move |n| from_u128(like, n))
+        .filter(|a| !set.is_gateway(*a))
 }
 
 /// Every address of `bounds` once, starting after `cursor` and wrapping round to it.

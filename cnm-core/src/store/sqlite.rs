@@ -16,7 +16,7 @@ use super::{
 };
 use crate::cni::config::{NetworkName, RequestedIp};
 use crate::cni::env::{ContainerId, IfName};
-use crate::ipam::allocator::{allocate, assign_requests};
+use crate::ipam::allocator::{allocate, assign_requests, candidates, AllocError};
 use crate::ipam::RangeSetPlan;
 
 mod rows;
@@ -110,6 +110,64 @@ fn load_networks(conn: &Connection) -> StoreResult<Vec<NetworkRecord>> {
             })
         })
         .collect()
+}
+
+/// How many of [`candidates`]' addresses [`pick`] looks up one by one before it reads them all.
+const PROBES: usize = 16;
+
+/// [`allocate`] for one range set, reading only what it needs: the requested address, or the
+/// first [`PROBES`] candidates after the cursor, are looked up by key (one indexed lookup each,
+/// whatever the number of endpoints). Only when all of those are taken (a pool nearly full
+/// around the cursor) are all taken addresses read, into `all` for the sets that follow.
+fn pick(
+    conn: &Connection,
+    net: &str,
+    set: &RangeSetPlan,
+    cursor: Option<IpAddr>,
+    want: Option<IpAddr>,
+    all: &mut Option<HashSet<IpAddr>>,
+) -> StoreResult<Result<IpAddr, AllocError>> {
+    let taken = |addr: IpAddr| -> StoreResult<bool> {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM addresses WHERE network = ?1 AND addr = ?2)",
+            )
+            .map_err(sql("looking up an address"))?;
+        stmt.query_row(params![net, addr.to_string()], |r| r.get(0))
+            .map_err(sql("looking up an address"))
+    };
+    if all.is_none() {
+        if let Some(addr) = want {
+            let held = if taken(addr)? {
+                HashSet::from([addr])
+            } else {
+                HashSet::new()
+            };
+            return Ok(allocate(set, &held, cursor, want));
+        }
+        for addr in candidates(set, cursor).take(PROBES) {
+            if !taken(addr)? {
+                return Ok(Ok(addr));
+            }
+        }
+    }
+    let all = match all {
+        Some(all) => all,
+        None => all.insert(taken_addresses(conn, net)?),
+    };
+    Ok(allocate(set, all, cursor, want))
+}
+
+/// Every address taken on the network.
+fn taken_addresses(conn: &Connection, net: &str) -> StoreResult<HashSet<IpAddr>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT addr FROM addresses WHERE network = ?1")
+        .map_err(sql("reading taken addresses"))?;
+    let rows: Vec<String> = stmt
+        .query_map([net], |r| r.get(0))
+        .and_then(Iterator::collect)
+        .map_err(sql("reading taken addresses"))?;
+    rows.iter().map(|a| parse_addr(a)).collect()
 }
 
 /// A store directory must be absolute and without `..`: it comes from configuration.
@@ -392,18 +450,8 @@ impl Store for SqliteStore {
             });
         }
         let net = key.network.as_str();
-        let mut taken: HashSet<IpAddr> = {
-            let mut stmt = tx
-                .prepare_cached("SELECT addr FROM addresses WHERE network = ?1")
-                .map_err(sql("reading taken addresses"))?;
-            let rows: Vec<String> = stmt
-                .query_map([net], |r| r.get(0))
-                .and_then(Iterator::collect)
-                .map_err(sql("reading taken addresses"))?;
-            rows.iter()
-                .map(|a| parse_addr(a))
-                .collect::<StoreResult<_>>()?
-        };
+        // Every taken address, read only if looking a few up by key did not find one free.
+        let mut all_taken: Option<HashSet<IpAddr>> = None;
         let mut addresses = Vec::with_capacity(sets.len());
         for (i, (set, want)) in sets.iter().zip(wanted).enumerate() {
             let index = i as i64;
@@ -416,8 +464,10 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(sql("reading the cursor"))?;
             let cursor = cursor.as_deref().map(parse_addr).transpose()?;
-            let addr = allocate(set, &taken, cursor, want).map_err(alloc)?;
-            taken.insert(addr);
+            let addr = pick(&tx, net, set, cursor, want, &mut all_taken)?.map_err(alloc)?;
+            if let Some(all) = &mut all_taken {
+                all.insert(addr);
+            }
             tx.execute(
                 "INSERT INTO addresses (network, addr, container_id, ifname, set_index)
                  VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -319,3 +319,33 @@ fn the_wal_stays_short_across_short_lived_connections() {
     assert!(wal <= WAL_LIMIT + 64 * 1024, "WAL is {wal} bytes");
     assert_eq!(open(dir.path()).endpoints(None).unwrap().len(), 400);
 }
+
+#[test]
+fn a_free_address_far_past_the_cursor_is_found_and_a_full_pool_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    // 39 addresses, .2-.40; the gateway (.1) is outside the range.
+    let p = IpamPlan::parse(
+        json!({"subnet": "10.4.0.0/24", "rangeStart": "10.4.0.2", "rangeEnd": "10.4.0.40"})
+            .as_object()
+            .unwrap(),
+    )
+    .unwrap();
+    let net = network("far", &p);
+    for i in 0..39 {
+        store
+            .reserve_endpoint(&net, &key("far", &format!("c{i}")), &p.sets, &[])
+            .unwrap();
+    }
+    let full = store
+        .reserve_endpoint(&net, &key("far", "x"), &p.sets, &[])
+        .unwrap_err();
+    assert!(full.to_string().contains("39 in use"), "{full}");
+    // The cursor is at .40; the free address, .20, is the 19th after it (wrapping round), past
+    // the ones looked up one by one.
+    store.release_endpoint(&key("far", "c18")).unwrap().unwrap();
+    let r = store
+        .reserve_endpoint(&net, &key("far", "y"), &p.sets, &[])
+        .unwrap();
+    assert_eq!(addr(&r), "10.4.0.20".parse::<IpAddr>().unwrap());
+}
