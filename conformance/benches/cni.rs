@@ -76,7 +76,7 @@ fn main() {
     for side in &sides {
         if !side.plugin.is_file() {
             eprintln!(
-                "skipped: {} not found (build with `cargo build --release --bins`)",
+                "skipped: {} not found (run the benches with ./dev/bench.sh)",
                 side.plugin.display()
             );
             return;

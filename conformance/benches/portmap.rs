@@ -1,11 +1,11 @@
 //! The full chain with one published port per container: cnm-bridge + cnm-ipam (port mapping
 //! native) against the reference bridge + host-local + portmap, in one run; then one container
-//! with 1,000 published ports, beside another container and alone. Run as root after a release
-//! build of the plugins:
+//! with 1,000 published ports, beside another container and alone. Run as root, against the
+//! plugins as shipped:
 //!
 //! ```sh
-//! cargo build --release --bins && cargo bench -p conformance --bench portmap
-//! CNM_BENCH_N=50,500 cargo bench -p conformance --bench portmap
+//! ./dev/bench.sh portmap
+//! CNM_BENCH_N=50 ./dev/bench.sh portmap
 //! ```
 //!
 //! Plugins are spawned as a runtime spawns them: plainly, from a thread inside the throwaway host
@@ -196,7 +196,7 @@ fn main() {
     }
     for p in ["cnm-bridge", "cnm-ipam"] {
         if !cnm_plugin_dir().join(p).is_file() {
-            eprintln!("skipped: {p} not built (cargo build --release --bins)");
+            eprintln!("skipped: {p} not built (run the benches with ./dev/bench.sh)");
             return;
         }
     }
