@@ -170,25 +170,18 @@ fn firewall_rules(plan: &BridgePlan, subnets: Vec<IpNet>) -> NetworkRules<'_> {
     }
 }
 
-/// The host side of a network, ready for an endpoint: the route-netlink socket, the bridge,
-/// and the netfilter socket with cnm's table and the network's elements in it.
-struct NetworkSide {
-    host: Handle,
-    bridge: BridgeInfo,
-    nft: Nft,
-}
-
-/// Ensures the bridge with `gateways` (unless `ready` is it already), forwarding for their
-/// families, cnm's table and the network's elements for `subnets` (adding what exists already
-/// is a no-op).
+/// Ensures the network's host side for an endpoint through `host`: the bridge with `gateways`,
+/// forwarding for their families, cnm's table and the network's elements for `subnets` (adding
+/// what exists already is a no-op). Returns the bridge and the netfilter socket, kept for the
+/// endpoint's published ports.
 fn ensure_network_side(
     call: &BridgeCall<'_>,
     p: &Prepared,
-    mut host: Handle,
+    host: &mut Handle,
     gateways: &[IpNet],
     subnets: Vec<IpNet>,
-) -> Result<NetworkSide> {
-    let bridge = driver::ensure_bridge(&mut host, &p.plan, &call.conf.name, gateways)?;
+) -> Result<(BridgeInfo, Nft)> {
+    let bridge = driver::ensure_bridge(host, &p.plan, &call.conf.name, gateways)?;
     if p.plan.is_gateway {
         let v4 = subnets.iter().any(|s| s.addr().is_ipv4());
         driver::enable_forwarding(v4, subnets.iter().any(|s| s.addr().is_ipv6()))?;
@@ -196,7 +189,7 @@ fn ensure_network_side(
     let mut nft = Nft::new()?;
     nft.ensure_table()?;
     nft.add_network(&firewall_rules(&p.plan, subnets))?;
-    Ok(NetworkSide { host, bridge, nft })
+    Ok((bridge, nft))
 }
 
 /// The network's teardown lock, held exclusively, when no endpoint but `leaving` is left on it.
@@ -315,15 +308,10 @@ impl Plugin for BridgePlugin {
         let bridge_name = Some(p.plan.bridge.as_str());
         let ports = portmap::plan(&call.conf.runtime_config.port_mappings, &ips, bridge_name)?;
         side_made.set(true);
-        let host = Handle::new().map_err(BridgeError::from)?;
+        let mut host = Handle::new().map_err(BridgeError::from)?;
         let mut inside = Handle::new_in(at.netns).map_err(BridgeError::from)?;
         let (gws, subnets) = (gateways(&p.plan, &ips), subnets_of(&ips));
-        let side = ensure_network_side(call, &p, host, &gws, subnets)?;
-        let NetworkSide {
-            mut host,
-            bridge,
-            mut nft,
-        } = side;
+        let (bridge, mut nft) = ensure_network_side(call, &p, &mut host, &gws, subnets)?;
         undo.push("delete the veth pair", || {
             // A socket of its own: this runs only on failure, after `host` is gone.
             let mut h = Handle::new().map_err(|e| e.to_string())?;
