@@ -15,6 +15,7 @@ pub mod netlink;
 pub mod netns;
 pub mod plugins;
 pub mod portmap;
+pub mod random;
 pub mod rollback;
 pub mod store;
 

@@ -467,18 +467,8 @@ impl Handle {
     /// a random one, and the group is deleted. Names already gone are skipped; `Ok(false)`
     /// when none was there.
     pub fn delete_links_together(&mut self, names: &[&str]) -> Result<bool> {
-        let mut bytes = [0u8; 4];
-        // SAFETY: getrandom writes at most `bytes.len()` bytes into the buffer it is given.
-        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-        if n != 4 {
-            return Err(NetlinkError::Io {
-                op: "pick",
-                what: "a device group (getrandom)".into(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
         // Never 0, the group every link is in by default.
-        let group = u32::from_ne_bytes(bytes) | 0x8000_0000;
+        let group = u32::from_ne_bytes(crate::random::bytes()) | 0x8000_0000;
         let mut any = false;
         for name in names {
             let mut msg = link_message(0);

@@ -63,15 +63,7 @@ pub fn host_veth_name(key: &EndpointKey) -> String {
 
 /// A random locally administered unicast MAC address.
 pub fn random_mac() -> [u8; 6] {
-    let mut mac = [0u8; 6];
-    // SAFETY: getrandom writes at most `mac.len()` bytes into the buffer it is given.
-    let n = unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
-    assert_eq!(
-        n,
-        6,
-        "getrandom failed: {}",
-        std::io::Error::last_os_error()
-    );
+    let mut mac: [u8; 6] = crate::random::bytes();
     mac[0] = (mac[0] & 0xfe) | 0x02;
     mac
 }
