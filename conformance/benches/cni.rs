@@ -202,7 +202,13 @@ fn ms(d: Duration) -> String {
 }
 
 fn report(sides: &[Side], results: &[Samples], n: usize) {
-    let floor = &results[0].floor;
+    let floor = &sides
+        .iter()
+        .zip(results)
+        .find(|(side, _)| side.floor)
+        .expect("one side samples the DEL floor")
+        .1
+        .floor;
     let k = (n / 10).clamp(1, 20);
     println!();
     println!("| side | VERSION (exec floor) | ADD median | ADD p90 | first {k} ADDs | last {k} ADDs | DEL median | DEL p90 |");

@@ -193,11 +193,14 @@ mod tests {
             None
         );
         assert_eq!(parse_reply(&reply, web, &echo_request(42, 2)), None);
-        let mut looped = reply.clone();
-        looped[20] = ECHO_REQUEST;
+        // The request itself, as the IP layer would loop it back: valid checksum, type 8.
+        let mut looped = reply[..20].to_vec();
+        looped.extend_from_slice(&request);
+        assert_eq!(looped[20], ECHO_REQUEST);
         assert_eq!(parse_reply(&looped, web, &request), None);
+        // Only the checksum is wrong: identifier, sequence and payload still match.
         let mut corrupt = reply.clone();
-        corrupt[30] ^= 0xff;
+        corrupt[22] ^= 0xff;
         assert_eq!(parse_reply(&corrupt, web, &request), None);
         assert_eq!(parse_reply(&reply[..24], web, &request), None);
         assert_eq!(parse_reply(&[], web, &request), None);
