@@ -75,8 +75,11 @@ pub fn run(global: &Global) -> Outcome {
 
 /// Collects the garbage of the store in `dir`; a missing store holds none and is not created.
 fn collect(dir: &Path) -> Result<GcReport, Box<dyn std::error::Error>> {
-    if !dir.join("cnm.db").exists() {
-        return Ok(GcReport::default());
+    // As `Inventory::open`: absent is empty, but a store that cannot be looked at is an error.
+    match std::fs::symlink_metadata(dir.join("cnm.db")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(GcReport::default()),
+        Err(e) => return Err(format!("reading {}: {e}", dir.join("cnm.db").display()).into()),
+        Ok(_) => {}
     }
     let controller = Controller::new(ControllerConfig {
         data_dir: dir.to_owned(),

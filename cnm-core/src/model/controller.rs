@@ -317,10 +317,7 @@ impl Controller {
     pub(super) fn attachments_of(&self, container: &ContainerId) -> Result<Vec<(Network, Target)>> {
         let store = self.store()?;
         let mut out = Vec::new();
-        for rec in store.endpoints(None)? {
-            if rec.key.container_id != *container {
-                continue;
-            }
+        for rec in store.container_endpoints(container)? {
             // Records of plugins the library cannot drive (a chained cnm-portmap, a standalone
             // cnm-ipam) are theirs to delete, by their runtime's DEL or GC.
             let network = match self.network(rec.key.network.as_str()) {
@@ -408,12 +405,7 @@ fn needs_subnet(plugin: &str) -> bool {
 /// The bridge of a library network: `br-` and 12 hex digits of its name (as Docker names the
 /// bridges of user networks), within Linux's 15 bytes.
 fn bridge_name(network: &NetworkName) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in network.as_str().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    let name = format!("br-{:012x}", h >> 16);
+    let name = format!("br-{}", crate::driver::bridge::hash_hex12(network.as_str()));
     debug_assert!(IfName::new(&name).is_ok());
     name
 }

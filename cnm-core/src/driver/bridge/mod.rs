@@ -47,18 +47,23 @@ pub enum BridgeError {
 /// The host end's name: `cnm` and 12 hex digits of a hash of the endpoint key, so that DEL and
 /// GC find it without the store, `prevResult` or the netns (and after a config change).
 pub fn host_veth_name(key: &EndpointKey) -> String {
-    // FNV-1a, 64 bits; 48 of them are kept (15 bytes is Linux's limit for a name).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let parts = [
         key.network.as_str(),
         key.container_id.as_str(),
         key.ifname.as_str(),
     ];
-    for b in parts.join("\0").bytes() {
+    format!("cnm{}", hash_hex12(&parts.join("\0")))
+}
+
+/// 12 hex digits (48 bits) of the FNV-1a 64-bit hash of `s`: a stable name part that fits
+/// Linux's 15-byte interface names with a 3-byte prefix.
+pub fn hash_hex12(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("cnm{:012x}", h >> 16)
+    format!("{:012x}", h >> 16)
 }
 
 /// A random locally administered unicast MAC address.
