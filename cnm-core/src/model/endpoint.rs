@@ -217,10 +217,10 @@ fn free_ifname(sandbox: &Sandbox, netns: &crate::netns::Netns) -> Result<IfName>
 fn refresh_hosts(sandbox: &Sandbox) -> Result<()> {
     let controller = Controller::from_inner(sandbox.inner().clone());
     let mut addresses = Vec::new();
-    for rec in controller.store()?.endpoints(None)? {
-        if rec.key.container_id != *sandbox.container_id() {
-            continue;
-        }
+    for rec in controller
+        .store()?
+        .container_endpoints(sandbox.container_id())?
+    {
         let info = EndpointInfo::from_record(&rec);
         addresses.extend(info.addresses.iter().map(IpNet::addr));
     }

@@ -211,6 +211,8 @@ pub trait Store {
     fn endpoint(&self, key: &EndpointKey) -> StoreResult<Option<EndpointRecord>>;
     /// All endpoints, or those of one network.
     fn endpoints(&self, network: Option<&NetworkName>) -> StoreResult<Vec<EndpointRecord>>;
+    /// The endpoints of one container, on any network (reading no other endpoint's record).
+    fn container_endpoints(&self, container: &ContainerId) -> StoreResult<Vec<EndpointRecord>>;
     /// All networks.
     fn networks(&self) -> StoreResult<Vec<NetworkRecord>>;
     /// Adds subnets that a delegated IPAM handed out to the network's record, so that its

@@ -585,7 +585,19 @@ impl Store for SqliteStore {
             .unchecked_transaction()
             .map_err(sql("listing endpoints"))?;
         let mut out = Vec::new();
-        for key in endpoint_keys(&tx, network)? {
+        for key in endpoint_keys(&tx, network, None)? {
+            out.extend(load_endpoint(&tx, &key)?);
+        }
+        Ok(out)
+    }
+
+    fn container_endpoints(&self, container: &ContainerId) -> StoreResult<Vec<EndpointRecord>> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(sql("listing endpoints"))?;
+        let mut out = Vec::new();
+        for key in endpoint_keys(&tx, None, Some(container))? {
             out.extend(load_endpoint(&tx, &key)?);
         }
         Ok(out)
@@ -678,7 +690,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<EndpointRecord>> {
         let tx = self.immediate("collecting garbage")?;
         let mut removed = Vec::new();
-        for key in endpoint_keys(&tx, Some(network))? {
+        for key in endpoint_keys(&tx, Some(network), None)? {
             let kept = keep
                 .iter()
                 .any(|(c, i)| *c == key.container_id && *i == key.ifname);

@@ -349,3 +349,23 @@ fn a_free_address_far_past_the_cursor_is_found_and_a_full_pool_says_so() {
         .unwrap();
     assert_eq!(addr(&r), "10.4.0.20".parse::<IpAddr>().unwrap());
 }
+
+#[test]
+fn a_containers_endpoints_are_found_on_every_network_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let (p1, p2) = (plan("10.5.0.0/24"), plan("10.6.0.0/24"));
+    for (net, p, id) in [("a", &p1, "x"), ("b", &p2, "x"), ("a", &p1, "y")] {
+        store
+            .reserve_endpoint(&network(net, p), &key(net, id), &p.sets, &[])
+            .unwrap();
+    }
+    let x = ContainerId::new("x").unwrap();
+    let found: Vec<EndpointKey> = store
+        .container_endpoints(&x)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(found, [key("a", "x"), key("b", "x")]);
+}

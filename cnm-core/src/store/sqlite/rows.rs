@@ -176,17 +176,23 @@ pub(super) fn load_endpoint(
 pub(super) fn endpoint_keys(
     conn: &Connection,
     network: Option<&NetworkName>,
+    container: Option<&ContainerId>,
 ) -> StoreResult<Vec<EndpointKey>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT network, container_id, ifname FROM endpoints
-             WHERE ?1 IS NULL OR network = ?1 ORDER BY network, container_id, ifname",
+             WHERE (?1 IS NULL OR network = ?1) AND (?2 IS NULL OR container_id = ?2)
+             ORDER BY network, container_id, ifname",
         )
         .map_err(sql("listing endpoints"))?;
     let rows: Vec<(String, String, String)> = stmt
-        .query_map([network.map(NetworkName::as_str)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_map(
+            [
+                network.map(NetworkName::as_str),
+                container.map(ContainerId::as_str),
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .and_then(Iterator::collect)
         .map_err(sql("listing endpoints"))?;
     rows.into_iter()
