@@ -318,7 +318,7 @@ impl NetworkNamespace {
         tracing::info!("moved {src} into {} as {dst}", path.display());
         let configure = || -> Result<(), crate::driver::bridge::BridgeError> {
             let mut inside = Handle::new_in(&self.ns)?;
-            bridge::configure_sandbox_end(&mut inside, dst, &iface.ips(), &iface.routes())
+            bridge::configure_sandbox_end(&mut inside, dst, None, &iface.ips(), &iface.routes())
         };
         configure().map_err(|source| NamespaceError::Configure {
             src: src.to_owned(),

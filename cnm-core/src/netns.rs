@@ -1,10 +1,11 @@
 //! Network namespaces: open one by path, create a named one, run code inside one.
 //!
-//! `setns(2)` changes only the calling thread, so work that must happen inside a namespace (opening
-//! a netlink socket, writing `/proc/sys/net/...`) runs on a scoped thread that enters the namespace
+//! `setns(2)` changes only the calling thread, so work that must happen inside a namespace (writing
+//! `/proc/sys/net/...`, binding a listener) runs on a scoped thread that enters the namespace
 //! and then ends. No thread that outlives the closure ever changes namespace, so a panic or an
 //! early return cannot leave a kept thread in the wrong namespace. A socket opened inside a
-//! namespace keeps working from any thread.
+//! namespace keeps working from any thread; opening one is the single exception to the rule
+//! ([`Netns::socket`]): the calling thread enters for the `socket(2)` call alone and goes back.
 //!
 //! A *named* namespace is what `ip netns add` makes: a bind mount of `/proc/thread-self/ns/net`
 //! onto a file (by default `/run/netns/NAME`, or any path: [`OwnedNetns::create_at`]), which keeps
@@ -14,7 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -106,6 +107,46 @@ impl Netns {
     /// The path this namespace was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Opens a socket (`socket(2)` with `domain`, `ty` and `protocol`, close-on-exec) inside this
+    /// namespace from the calling thread: the thread enters the namespace, makes the socket and
+    /// goes back to its own, with nothing else run in between. A socket keeps the namespace it
+    /// was made in for life, whichever thread uses it.
+    ///
+    /// This is [`Self::run`] without the thread, for the hot path: a short-lived plugin saves the
+    /// thread's creation, its stack and the heap arena glibc makes for it (about 0.1 ms). If the
+    /// thread cannot go back to its namespace (which would need its own namespace to have become
+    /// unenterable while it still holds a descriptor of it), the process aborts rather than go on
+    /// in the wrong namespace.
+    pub fn socket(
+        &self,
+        domain: libc::c_int,
+        ty: libc::c_int,
+        protocol: libc::c_int,
+    ) -> Result<OwnedFd, NetnsError> {
+        let home_path = Path::new("/proc/thread-self/ns/net");
+        let home = File::open(home_path).map_err(|e| io_err("open", home_path, e))?;
+        setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| io_err("setns", &self.path, e))?;
+        // SAFETY: socket(2) takes no pointers; a non-negative result is a new descriptor that
+        // nothing else owns.
+        let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
+        let made = if fd < 0 {
+            Err(io_err("socket", &self.path, io::Error::last_os_error()))
+        } else {
+            // SAFETY: see above: `fd` is open and owned by no one else.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        if let Err(e) = setns(home.as_fd(), CloneFlags::CLONE_NEWNET) {
+            eprintln!(
+                "cnm: cannot return to this thread's network namespace after opening a socket \
+                 in {}: {e}; aborting rather than going on in the wrong namespace",
+                self.path.display()
+            );
+            std::process::abort();
+        }
+        made
     }
 
     /// Runs `f` on a new thread that has entered this namespace, and returns its result.
@@ -324,6 +365,33 @@ mod tests {
         drop(ns);
         assert!(!path.exists());
         assert!(OwnedNetns::create(dir.path(), "a/b").is_err());
+    }
+
+    #[test]
+    fn a_socket_opened_inside_lives_there_and_the_thread_comes_back() {
+        if !is_root() {
+            eprintln!("skipped: creating a network namespace needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ns = OwnedNetns::create(dir.path(), "sock").unwrap();
+        let here = Netns::current().unwrap();
+        let fd = ns
+            .socket(libc::AF_INET, libc::SOCK_DGRAM, 0)
+            .expect("a socket inside");
+        assert!(Netns::current().unwrap().same_as(&here).unwrap());
+        // SIOCGSKNS gives the namespace of the socket itself.
+        // SAFETY: the ioctl takes no argument and returns a new descriptor, owned here.
+        let sk_ns = unsafe { libc::ioctl(fd.as_raw_fd(), 0x894C) };
+        assert!(sk_ns >= 0, "SIOCGSKNS: {}", io::Error::last_os_error());
+        // SAFETY: see above.
+        let sk_ns = unsafe { OwnedFd::from_raw_fd(sk_ns) };
+        let of = |fd: &OwnedFd| nix::sys::stat::fstat(fd.as_fd()).map(|s| (s.st_dev, s.st_ino));
+        assert_eq!(of(&sk_ns).unwrap(), of(&ns.fd).unwrap());
+        // A failed socket(2) inside still brings the thread back, and says where it failed.
+        let err = ns.socket(-1, libc::SOCK_DGRAM, 0).unwrap_err();
+        assert!(err.to_string().contains("socket"), "{err}");
+        assert!(Netns::current().unwrap().same_as(&here).unwrap());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::os::fd::{AsFd, AsRawFd};
 
-use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, InfoVeth,
     LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkProtoInfoBridge, MacVlanMode,
@@ -249,7 +249,9 @@ impl Handle {
     }
 
     /// Creates a veth pair in one message: peer already in its namespace, host end on its bridge.
-    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<()> {
+    /// Returns the peer's index in its namespace when the kernel echoes the new link (Linux 6.3
+    /// and later honour `NLM_F_ECHO` here), which saves looking the peer up by name.
+    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<Option<u32>> {
         let mut peer = link_message(0);
         new_link_attributes(
             &mut peer,
@@ -268,10 +270,10 @@ impl Handle {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
         ]));
-        self.ack(
+        let echoed = self.collect(
             LINK_ADD,
-            NLM_F_CREATE | NLM_F_EXCL,
             RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO | NLM_F_ACK,
             || {
                 let ns = spec
                     .peer_netns
@@ -279,7 +281,12 @@ impl Handle {
                     .unwrap_or_default();
                 format!("veth {} (peer {}{ns})", spec.name, spec.peer_name)
             },
-        )
+        )?;
+        Ok(echoed
+            .into_iter()
+            .filter_map(to_link)
+            .find(|l| l.name == spec.name)
+            .and_then(|l| l.link_index))
     }
 
     /// Creates a macvlan on `master` in one message, directly inside its namespace.

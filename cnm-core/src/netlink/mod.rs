@@ -13,7 +13,7 @@
 //! No async runtime: a short-lived plugin makes a handful of requests, each a `sendto` and one or
 //! two `recv`s. Replies carrying another sequence number (left over from a request that failed
 //! half-way through a dump) are skipped. A socket opened inside a namespace ([`Handle::new_in`])
-//! keeps working there from any thread, so the caller's thread never changes namespace.
+//! keeps working there from any thread; the caller's thread is inside only for `socket(2)`.
 //!
 //! Errors are typed where callers branch on them: [`NetlinkError::NotFound`] (teardown treats it
 //! as done) and [`NetlinkError::Exists`] ("ensure" adopts what is there); everything else keeps the
@@ -26,7 +26,7 @@ mod route;
 mod tests;
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED,
@@ -146,13 +146,18 @@ fn open_socket() -> Result<Socket> {
         what: "NETLINK_ROUTE socket".into(),
         source,
     })?;
+    Ok(configure(socket))
+}
+
+/// Sets the options every socket of [`Handle`] has.
+fn configure(socket: Socket) -> Socket {
     // Extended acks carry the kernel's reason ("Nexthop has invalid gateway"); capped acks keep
     // error replies small. Strict checking lets the kernel filter dumps (by ifindex). All three
     // are best effort: older kernels simply ignore them.
     let _ = socket.set_ext_ack(true);
     let _ = socket.set_cap_ack(true);
     let _ = socket.set_netlink_get_strict_chk(true);
-    Ok(socket)
+    socket
 }
 
 /// A NETLINK_ROUTE socket in one network namespace; one request at a time.
@@ -169,11 +174,17 @@ impl Handle {
         Ok(Handle::on(open_socket()?))
     }
 
-    /// Opens a socket inside `ns` (on a throwaway thread); the socket stays in `ns` for life.
-    /// The thread only opens it: a thread's first allocation makes glibc set up a heap arena
-    /// for it, so the receive buffer is allocated here.
+    /// Opens a socket inside `ns` ([`Netns::socket`]: the calling thread enters `ns` for the
+    /// `socket(2)` call only); the socket stays in `ns` for life.
     pub fn new_in(ns: &Netns) -> Result<Self> {
-        Ok(Handle::on(ns.run(open_socket)??))
+        let fd = ns.socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM,
+            NETLINK_ROUTE as libc::c_int,
+        )?;
+        // SAFETY: `fd` is a netlink socket that this call owns; the Socket takes it over.
+        let socket = unsafe { Socket::from_raw_fd(fd.into_raw_fd()) };
+        Ok(Handle::on(configure(socket)))
     }
 
     fn on(socket: Socket) -> Self {

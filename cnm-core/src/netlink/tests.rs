@@ -44,7 +44,8 @@ impl Lab {
             })
             .unwrap();
         let br = self.h.link_by_name("br0").unwrap().unwrap();
-        self.h
+        let peer_index = self
+            .h
             .create_veth(&VethSpec {
                 name: "veth0",
                 peer_name: "eth0",
@@ -57,8 +58,24 @@ impl Lab {
             .unwrap();
         let veth = self.h.link_by_name("veth0").unwrap().unwrap();
         let eth0 = self.c.link_by_name("eth0").unwrap().unwrap();
+        // The echoed creation names the peer by its index inside the container; kernels older
+        // than 6.3 do not echo, and then the caller looks it up.
+        if kernel_at_least(6, 3) {
+            assert_eq!(peer_index, Some(eth0.index));
+        } else {
+            assert!(peer_index.is_none() || peer_index == Some(eth0.index));
+        }
         (br, veth, eth0)
     }
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
 }
 
 fn unique() -> String {

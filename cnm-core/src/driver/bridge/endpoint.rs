@@ -44,7 +44,7 @@ pub fn attach(
     sandbox: &Netns,
     inside: &mut Handle,
 ) -> Result<(), BridgeError> {
-    host.create_veth(&VethSpec {
+    let peer_index = host.create_veth(&VethSpec {
         name: spec.host_veth,
         peer_name: spec.ifname.as_str(),
         peer_netns: Some(sandbox),
@@ -78,26 +78,38 @@ pub fn attach(
             host.set_isolated(index, true)?;
         }
     }
-    configure_sandbox_end(inside, spec.ifname.as_str(), spec.ips, spec.routes)
+    configure_sandbox_end(
+        inside,
+        spec.ifname.as_str(),
+        peer_index,
+        spec.ips,
+        spec.routes,
+    )
 }
 
 /// The sandbox side of an endpoint, shared by [`attach`] and the namespace layer
-/// ([`crate::namespace::NetworkNamespace::add_interface`]): inside `sandbox`, finds `ifname`,
-/// brings it up, adds `ips` (IPv6 without DAD, usable at once) and `routes` (a route without
+/// ([`crate::namespace::NetworkNamespace::add_interface`]): inside `sandbox`, finds `ifname`
+/// (unless its `index` is known), brings it up, adds `ips` (IPv6 without DAD, usable at once) and `routes` (a route without
 /// `gw` goes via its family's gateway), through `inside`, a socket opened in the sandbox. On
 /// error the caller undoes what it made.
 pub fn configure_sandbox_end(
     inside: &mut Handle,
     ifname: &str,
+    index: Option<u32>,
     ips: &[IpConfig],
     routes: &[Route],
 ) -> Result<(), BridgeError> {
-    let index = inside
-        .link_by_name(ifname)?
-        .ok_or_else(|| BridgeError::Vanished {
-            name: ifname.to_owned(),
-        })?
-        .index;
+    let index = match index {
+        Some(index) => index,
+        None => {
+            inside
+                .link_by_name(ifname)?
+                .ok_or_else(|| BridgeError::Vanished {
+                    name: ifname.to_owned(),
+                })?
+                .index
+        }
+    };
     // An endpoint without IPv6 addresses gets no link-local one either, as libnetwork disables
     // IPv6 on the interfaces of IPv4-only networks.
     if !ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
