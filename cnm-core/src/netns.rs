@@ -125,8 +125,7 @@ impl Netns {
         ty: libc::c_int,
         protocol: libc::c_int,
     ) -> Result<OwnedFd, NetnsError> {
-        let home_path = Path::new("/proc/thread-self/ns/net");
-        let home = File::open(home_path).map_err(|e| io_err("open", home_path, e))?;
+        let home = Netns::current()?;
         setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
             .map_err(|e| io_err("setns", &self.path, e))?;
         // SAFETY: socket(2) takes no pointers; a non-negative result is a new descriptor that
@@ -138,7 +137,7 @@ impl Netns {
             // SAFETY: see above: `fd` is open and owned by no one else.
             Ok(unsafe { OwnedFd::from_raw_fd(fd) })
         };
-        if let Err(e) = setns(home.as_fd(), CloneFlags::CLONE_NEWNET) {
+        if let Err(e) = setns(home.fd.as_fd(), CloneFlags::CLONE_NEWNET) {
             eprintln!(
                 "cnm: cannot return to this thread's network namespace after opening a socket \
                  in {}: {e}; aborting rather than going on in the wrong namespace",
@@ -347,13 +346,20 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn create_run_and_drop() {
+    /// A directory for namespace files, or `None` (after saying "skipped") when not root.
+    fn root_and_a_dir() -> Option<tempfile::TempDir> {
         if !is_root() {
             eprintln!("skipped: creating a network namespace needs root");
-            return;
+            return None;
         }
-        let dir = tempfile::tempdir().unwrap();
+        Some(tempfile::tempdir().unwrap())
+    }
+
+    #[test]
+    fn create_run_and_drop() {
+        let Some(dir) = root_and_a_dir() else {
+            return;
+        };
         let ns = OwnedNetns::create(dir.path(), "t1").unwrap();
         let here = Netns::current().unwrap();
         assert!(!ns.same_as(&here).unwrap());
@@ -369,11 +375,9 @@ mod tests {
 
     #[test]
     fn a_socket_opened_inside_lives_there_and_the_thread_comes_back() {
-        if !is_root() {
-            eprintln!("skipped: creating a network namespace needs root");
+        let Some(dir) = root_and_a_dir() else {
             return;
-        }
-        let dir = tempfile::tempdir().unwrap();
+        };
         let ns = OwnedNetns::create(dir.path(), "sock").unwrap();
         let here = Netns::current().unwrap();
         let fd = ns
@@ -384,10 +388,12 @@ mod tests {
         // SAFETY: the ioctl takes no argument and returns a new descriptor, owned here.
         let sk_ns = unsafe { libc::ioctl(fd.as_raw_fd(), 0x894C) };
         assert!(sk_ns >= 0, "SIOCGSKNS: {}", io::Error::last_os_error());
-        // SAFETY: see above.
-        let sk_ns = unsafe { OwnedFd::from_raw_fd(sk_ns) };
-        let of = |fd: &OwnedFd| nix::sys::stat::fstat(fd.as_fd()).map(|s| (s.st_dev, s.st_ino));
-        assert_eq!(of(&sk_ns).unwrap(), of(&ns.fd).unwrap());
+        let sk_ns = Netns {
+            // SAFETY: see above.
+            fd: unsafe { OwnedFd::from_raw_fd(sk_ns) },
+            path: "the socket's namespace".into(),
+        };
+        assert!(ns.same_as(&sk_ns).unwrap());
         // A failed socket(2) inside still brings the thread back, and says where it failed.
         let err = ns.socket(-1, libc::SOCK_DGRAM, 0).unwrap_err();
         assert!(err.to_string().contains("socket"), "{err}");
@@ -396,11 +402,9 @@ mod tests {
 
     #[test]
     fn create_at_a_path_and_remove() {
-        if !is_root() {
-            eprintln!("skipped: creating a network namespace needs root");
+        let Some(dir) = root_and_a_dir() else {
             return;
-        }
-        let dir = tempfile::tempdir().unwrap();
+        };
         let path = dir.path().join("state").join("c1");
         let ns = OwnedNetns::create_at(&path).unwrap();
         assert_eq!(ns.path(), path);

@@ -3,8 +3,8 @@
 //!
 //! Host side (one netlink message): create `cnmXXXXXXXXXXXX` with its peer already in the
 //! sandbox, attached to the bridge, up, both MACs chosen by cnm (so no lookup is needed to
-//! report them). Sandbox side (a socket opened inside it): find the peer, up, addresses
-//! (IPv6 without DAD, usable at once), routes.
+//! report them); the kernel's echo of it names the peer's index. Sandbox side (a socket opened
+//! inside it): the peer up, addresses (IPv6 without DAD, usable at once), routes.
 
 use super::network::BridgeInfo;
 use super::plan::{BridgePlan, Reach};
@@ -89,9 +89,9 @@ pub fn attach(
 
 /// The sandbox side of an endpoint, shared by [`attach`] and the namespace layer
 /// ([`crate::namespace::NetworkNamespace::add_interface`]): inside `sandbox`, finds `ifname`
-/// (unless its `index` is known), brings it up, adds `ips` (IPv6 without DAD, usable at once) and `routes` (a route without
-/// `gw` goes via its family's gateway), through `inside`, a socket opened in the sandbox. On
-/// error the caller undoes what it made.
+/// (unless its `index` is known), brings it up, adds `ips` (IPv6 without DAD, usable at once)
+/// and `routes` (a route without `gw` goes via its family's gateway), through `inside`, a socket
+/// opened in the sandbox. On error the caller undoes what it made.
 pub fn configure_sandbox_end(
     inside: &mut Handle,
     ifname: &str,
