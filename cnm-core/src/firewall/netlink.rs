@@ -9,6 +9,7 @@
 //! that every message was answered.
 
 use std::io;
+use std::os::fd::{FromRawFd, IntoRawFd};
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 use nix::errno::Errno;
@@ -177,11 +178,33 @@ pub struct Nft {
 impl Nft {
     /// Opens a socket in the calling thread's network namespace.
     pub fn new() -> Result<Self, FirewallError> {
+        let socket = Socket::new(NETLINK_NETFILTER).map_err(|source| FirewallError::Io {
+            op: "open nftables socket".to_owned(),
+            source,
+        })?;
+        Nft::on(socket)
+    }
+
+    /// Opens a socket inside `netns` ([`Netns::socket`]: the calling thread enters it for the
+    /// `socket(2)` call alone); it keeps acting on that namespace from any thread.
+    pub fn new_in(netns: &Netns) -> Result<Self, FirewallError> {
+        let fd = netns
+            .socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM,
+                NETLINK_NETFILTER as libc::c_int,
+            )
+            .map_err(FirewallError::Netns)?;
+        // SAFETY: `fd` is a netlink socket that this call owns; the Socket takes it over.
+        Nft::on(unsafe { Socket::from_raw_fd(fd.into_raw_fd()) })
+    }
+
+    /// Binds and connects `socket` to the kernel, with capped acks.
+    fn on(mut socket: Socket) -> Result<Self, FirewallError> {
         let io = |op: &str| {
             let op = op.to_owned();
             move |source| FirewallError::Io { op, source }
         };
-        let mut socket = Socket::new(NETLINK_NETFILTER).map_err(io("open nftables socket"))?;
         socket.bind_auto().map_err(io("bind nftables socket"))?;
         socket
             .connect(&SocketAddr::new(0, 0))
@@ -195,11 +218,6 @@ impl Nft {
             seq: std::process::id().wrapping_mul(7919),
             buf: Vec::with_capacity(RECV_BUF),
         })
-    }
-
-    /// Opens a socket inside `netns`; it keeps acting on that namespace from any thread.
-    pub fn new_in(netns: &Netns) -> Result<Self, FirewallError> {
-        netns.run(Nft::new).map_err(FirewallError::Netns)?
     }
 
     fn next_seq(&mut self) -> u32 {
