@@ -615,7 +615,7 @@ impl SimpleNetwork {
             .into());
         }
         let mut host = Handle::new().map_err(BridgeError::from)?;
-        bridge::remove_bridge_if_ours(&mut host, &self.plan, name, None)?;
+        bridge::remove_bridge_if_ours(&mut host, &self.plan, name)?;
         self.store.remove_network_if_unused(name)?;
         Ok(())
     }

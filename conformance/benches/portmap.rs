@@ -91,6 +91,23 @@ impl Runner {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
+    /// GC (spec 1.1.0) through the list with no valid attachment: removes what a network keeps
+    /// after its last DEL (cnm's bridge).
+    fn gc(&self, plugins: &[Value]) {
+        let env = [("CNI_COMMAND", "GC")];
+        for p in plugins {
+            let mut conf = p.clone();
+            conf["cniVersion"] = json!("1.1.0");
+            conf["name"] = json!("bench");
+            conf["cni.dev/valid-attachments"] = json!([]);
+            self.exec(
+                p["type"].as_str().unwrap(),
+                &env,
+                &serde_json::to_vec(&conf).unwrap(),
+            );
+        }
+    }
+
     /// ADD through the list, or DEL in reverse with `added` as prevResult; returns the result.
     fn list(
         &self,
@@ -142,6 +159,8 @@ impl Runner {
 struct Samples {
     add: Vec<Duration>,
     del: Vec<Duration>,
+    /// GC after each DEL (many_ports alone only).
+    gc: Vec<Duration>,
 }
 
 fn run(side: &Side, n: usize, ports_per_container: usize) -> Samples {
@@ -174,7 +193,11 @@ fn run(side: &Side, n: usize, ports_per_container: usize) -> Samples {
                 runner.list("DEL", &plugins, c, &ports(i), &added[i]);
                 del.push(t.elapsed());
             }
-            Samples { add, del }
+            Samples {
+                add,
+                del,
+                gc: Vec::new(),
+            }
         })
         .expect("enter the host namespace")
 }
@@ -243,11 +266,12 @@ fn main() {
     println!("\none container with 1,000 published ports (cnm-bridge), added and deleted {BIG_ROUNDS} times:");
     println!("| beside it on the network | ADD median | ADD max | DEL median | DEL max |");
     println!("| --- | --- | --- | --- | --- |");
+    let mut gc = Vec::new();
     for (neighbour, what) in [
         (true, "a container without ports"),
         (
             false,
-            "nothing (each DEL is the network's last: the bridge goes too)",
+            "nothing (each ADD makes the bridge; each DEL is the network's last)",
         ),
     ] {
         let big = many_ports(BIG_ROUNDS, neighbour);
@@ -258,16 +282,23 @@ fn main() {
             ms(pct(&big.del, 0.5)),
             ms(pct(&big.del, 1.0)),
         );
+        gc.extend(big.gc);
         settle(2);
     }
+    println!(
+        "GC of the network left without endpoints (deletes its bridge): median {}, max {}",
+        ms(pct(&gc, 0.5)),
+        ms(pct(&gc, 1.0)),
+    );
 }
 
 const BIG_ROUNDS: usize = 7;
 
 /// One container with 1,000 published ports, added and deleted `rounds` times by cnm-bridge, on
 /// a network where another container (no ports) stays attached throughout (`neighbour`), or
-/// alone: then every DEL is also the network's last and deletes the bridge (two RCU grace
-/// periods in the kernel, ~40 ms here, whatever the ports).
+/// alone: then every ADD makes the bridge and every DEL is also the network's last (it removes
+/// the network's nftables elements; the bridge stays), and a GC after it, timed apart, deletes
+/// the bridge (two RCU grace periods in the kernel, 35-60 ms here).
 fn many_ports(rounds: usize, neighbour: bool) -> Samples {
     let side = &sides()[0];
     let host = Host::new("pmbig").expect("host namespace");
@@ -287,7 +318,7 @@ fn many_ports(rounds: usize, neighbour: bool) -> Samples {
         .run(|| {
             let none = json!([]);
             let kept = neighbour.then(|| runner.list("ADD", &plugins, &other, &none, &Value::Null));
-            let (mut add, mut del) = (Vec::new(), Vec::new());
+            let (mut add, mut del, mut gc) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..rounds {
                 let t = Instant::now();
                 let added = runner.list("ADD", &plugins, &big, &ports, &Value::Null);
@@ -295,11 +326,16 @@ fn many_ports(rounds: usize, neighbour: bool) -> Samples {
                 let t = Instant::now();
                 runner.list("DEL", &plugins, &big, &ports, &added);
                 del.push(t.elapsed());
+                if !neighbour {
+                    let t = Instant::now();
+                    runner.gc(&plugins);
+                    gc.push(t.elapsed());
+                }
             }
             if let Some(added) = kept {
                 runner.list("DEL", &plugins, &other, &none, &added);
             }
-            Samples { add, del }
+            Samples { add, del, gc }
         })
         .expect("enter the host namespace")
 }

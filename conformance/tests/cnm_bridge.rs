@@ -96,10 +96,11 @@ fn two_containers(s: &Setup, version: &str) {
 
     s.runtime.del_network_list(&list, &rt1).unwrap();
     s.runtime.del_network_list(&list, &rt2).unwrap();
+    // The veths go; the bridge stays with the network, as libnetwork's does, until GC.
     assert_eq!(
         s.host_links(),
-        Vec::<String>::new(),
-        "[{version}] bridge and veths are gone"
+        [s.bridge.as_str()],
+        "[{version}] the veths are gone, the bridge stays"
     );
     assert_eq!(s.stored_endpoints(), 0);
     for c in [&c1, &c2] {
@@ -107,6 +108,11 @@ fn two_containers(s: &Setup, version: &str) {
     }
     // DEL is idempotent (SPEC §DEL).
     s.runtime.del_network_list(&list, &rt1).unwrap();
+    if version >= "1.1.0" {
+        // GC with nothing valid finds the network without endpoints: its bridge goes.
+        s.runtime.gc_network_list(&list, &[]).unwrap();
+        assert_eq!(s.host_links(), Vec::<String>::new(), "[{version}] after GC");
+    }
 }
 
 #[test]
@@ -158,7 +164,11 @@ fn a_pool_of_two_refuses_the_third_and_leaves_nothing() {
             .del_network_list(&list, &c.runtime_conf("eth0"))
             .unwrap();
     }
-    assert_eq!(s.host_links(), Vec::<String>::new());
+    assert_eq!(
+        s.host_links(),
+        [s.bridge.as_str()],
+        "the bridge stays until GC"
+    );
 }
 
 #[test]
@@ -216,7 +226,11 @@ fn dual_stack() {
             .del_network_list(&list, &c.runtime_conf("eth0"))
             .unwrap();
     }
-    assert_eq!(s.host_links(), Vec::<String>::new());
+    assert_eq!(
+        s.host_links(),
+        [s.bridge.as_str()],
+        "the bridge stays until GC"
+    );
 }
 
 #[test]
@@ -249,12 +263,18 @@ fn host_local_by_delegation_and_cnm_ipam_under_the_reference_bridge() {
         !data.join("cnmnet").join(a.to_string()).exists(),
         "host-local released {a}"
     );
-    assert_eq!(s.host_links(), Vec::<String>::new());
+    assert_eq!(
+        s.host_links(),
+        [s.bridge.as_str()],
+        "the bridge stays until GC"
+    );
 
-    // The other way round: the reference bridge with cnm-ipam as its IPAM plugin.
+    // The other way round: the reference bridge with cnm-ipam as its IPAM plugin, on a bridge
+    // of its own (cnmnet's stays, with cnmnet's gateway, until GC).
+    let ref_bridge = conformance::unique_ifname("rb");
     let reference = conformance::NetworkConfigList::from_value(&json!({
         "cniVersion": "1.0.0", "name": "refnet", "plugins": [{
-            "type": "bridge", "bridge": s.bridge, "isGateway": true,
+            "type": "bridge", "bridge": ref_bridge, "isGateway": true,
             "ipam": s.cnm_ipam("10.94.0.0/24")}]
     }))
     .unwrap();
@@ -364,7 +384,7 @@ fn masquerade_to_the_outside_isolation_internal_and_a_clean_ruleset() {
     };
     let (host_out, client) = ([198, 18, 0, 1].into(), [198, 18, 0, 2].into());
     let outside = conformance::net::outside(&s.host, host_out, client).unwrap();
-    let list = s.list("1.0.0", s.cnm_ipam("10.92.0.0/24"), json!({}));
+    let list = s.list("1.1.0", s.cnm_ipam("10.92.0.0/24"), json!({}));
     let c = Container::new("m").unwrap();
     let r = s
         .runtime
@@ -387,7 +407,7 @@ fn masquerade_to_the_outside_isolation_internal_and_a_clean_ruleset() {
     // isolated from the first network.
     let internal_bridge = conformance::unique_ifname("ci");
     let internal = conformance::NetworkConfigList::from_value(&json!({
-        "cniVersion": "1.0.0", "name": "inside", "plugins": [{
+        "cniVersion": "1.1.0", "name": "inside", "plugins": [{
             "type": "cnm-bridge", "bridge": internal_bridge, "isGateway": true,
             "isDefaultGateway": true, "ipMasq": true, "internal": true,
             "dataDir": s.store_dir(), "ipam": s.cnm_ipam("10.91.0.0/24")}]
@@ -440,10 +460,27 @@ fn masquerade_to_the_outside_isolation_internal_and_a_clean_ruleset() {
             "{gone} left in the ruleset:\n{rules}"
         );
     }
+    // The bridges stay with their networks until GC finds them without endpoints.
+    let mut links = s.host_links();
+    links.retain(|l| !l.starts_with("cx"));
+    links.sort();
+    let mut bridges = [s.bridge.as_str(), internal_bridge.as_str()];
+    bridges.sort();
+    assert_eq!(
+        links, bridges,
+        "only the outside link and the bridges are left"
+    );
+    s.runtime.gc_network_list(&internal, &[]).unwrap();
+    s.runtime.gc_network_list(&list, &[]).unwrap();
     let links = s.host_links();
     assert!(
         links.iter().all(|l| l.starts_with("cx")),
-        "only the outside link is left: {links:?}"
+        "only the outside link is left after GC: {links:?}"
+    );
+    assert_eq!(
+        ruleset(&s),
+        rules,
+        "GC of networks without endpoints left the ruleset as is"
     );
 }
 
@@ -558,5 +595,9 @@ fn hostile_paths_state_files_and_reused_names_change_nothing() {
     s.runtime
         .del_network_list(&first, &c.runtime_conf("eth0"))
         .unwrap();
-    assert_eq!(s.host_links(), Vec::<String>::new());
+    assert_eq!(
+        s.host_links(),
+        [s.bridge.as_str()],
+        "the bridge stays until GC"
+    );
 }

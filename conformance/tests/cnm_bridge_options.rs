@@ -54,5 +54,9 @@ fn icc_off_mtu_hairpin_and_promisc() {
             .del_network_list(&list, &c.runtime_conf("eth0"))
             .unwrap();
     }
-    assert_eq!(s.host_links(), Vec::<String>::new());
+    assert_eq!(
+        s.host_links(),
+        [s.bridge.as_str()],
+        "the bridge stays until GC"
+    );
 }

@@ -83,7 +83,7 @@ fn a_cni_network_is_joined_by_the_library_and_the_other_way_round() {
         .netns()
         .run(|| {
             // Deleting the sandbox leaves its endpoint; the network then has none and goes,
-            // and with the last endpoint the bridge cnm made.
+            // and with the network the bridge cnm made.
             c.sandbox("lib1").unwrap().unwrap().delete().unwrap();
             c.network("cnmnet").unwrap().delete().unwrap();
             assert!(c.networks().unwrap().is_empty());

@@ -85,23 +85,29 @@ impl Network {
     }
 
     /// Deletes the network (libnetwork's `Network.Delete`); refused while endpoints remain.
-    /// Host objects of the network (a bridge cnm made) went with its last endpoint.
+    /// Host objects that outlive the network's endpoints (a bridge cnm made) go now: the
+    /// driver's GC runs with no attachment to keep.
     pub fn delete(self) -> Result<()> {
         let mut store = super::Controller::from_inner(self.inner.clone()).store()?;
+        let in_use = |store: &crate::store::SqliteStore| -> Result<()> {
+            let count = store.endpoints(Some(&self.name))?.len();
+            if count == 0 {
+                return Ok(());
+            }
+            Err(ModelError::NetworkInUse {
+                network: self.name.to_string(),
+                count,
+            }
+            .into())
+        };
+        in_use(&store)?;
+        self.driver.gc(&self.config, &[])?;
         if store.remove_network_if_unused(&self.name)? {
             tracing::info!("deleted network {}", self.name);
             return Ok(());
         }
-        let count = store.endpoints(Some(&self.name))?.len();
-        if count == 0 {
-            // Gone already (another process deleted it): nothing left to delete.
-            return Ok(());
-        }
-        Err(ModelError::NetworkInUse {
-            network: self.name.to_string(),
-            count,
-        }
-        .into())
+        // Gone already (another process deleted it), or joined meanwhile.
+        in_use(&store)
     }
 
     pub(super) fn join(

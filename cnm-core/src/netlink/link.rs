@@ -9,7 +9,7 @@ use netlink_packet_route::link::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::{Handle, NetlinkError, Op, Result, LINK_GONE};
+use super::{Handle, Op, Result, LINK_GONE};
 use crate::netns::Netns;
 
 /// `IFLA_BRPORT_MODE`: the bridge port's hairpin mode (`if_link.h`).
@@ -466,42 +466,6 @@ impl Handle {
         self.ack(op("delete"), 0, RouteNetlinkMessage::DelLink(msg), || {
             format!("link {name}")
         })
-    }
-
-    /// Deletes the links called `names` in one request, so that the kernel unregisters them in
-    /// one batch and waits once for the RCU grace period that each deletion waits for (a veth
-    /// and a bridge: 35-50 ms instead of ~75 here). They are put in a device group of their own,
-    /// a random one, and the group is deleted. Names already gone are skipped; `Ok(false)`
-    /// when none was there.
-    pub fn delete_links_together(&mut self, names: &[&str]) -> Result<bool> {
-        // Never 0, the group every link is in by default.
-        let group = u32::from_ne_bytes(crate::random::bytes()) | 0x8000_0000;
-        let mut any = false;
-        for name in names {
-            let mut msg = link_message(0);
-            msg.attributes
-                .push(LinkAttribute::IfName((*name).to_owned()));
-            msg.attributes.push(LinkAttribute::Group(group));
-            match self.ack(
-                op("set group of"),
-                0,
-                RouteNetlinkMessage::SetLink(msg),
-                || format!("link {name}"),
-            ) {
-                Ok(()) => any = true,
-                Err(NetlinkError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if !any {
-            return Ok(false);
-        }
-        let mut msg = link_message(0);
-        msg.attributes.push(LinkAttribute::Group(group));
-        self.ack(op("delete"), 0, RouteNetlinkMessage::DelLink(msg), || {
-            format!("links {}", names.join(", "))
-        })?;
-        Ok(true)
     }
 }
 

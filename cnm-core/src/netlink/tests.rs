@@ -293,30 +293,6 @@ fn deleting_the_host_end_removes_both() {
 }
 
 #[test]
-fn links_deleted_together_go_and_nothing_else_does() {
-    let Some(mut lab) = Lab::new() else { return };
-    lab.bridge_and_veth();
-    lab.h
-        .create_bridge(&BridgeSpec {
-            name: "br1",
-            ..Default::default()
-        })
-        .unwrap();
-    // A name already gone is skipped; the others go in one request, and both ends of the veth.
-    assert!(lab
-        .h
-        .delete_links_together(&["br0", "gone0", "veth0"])
-        .unwrap());
-    let mut left: Vec<String> = lab.h.links().unwrap().into_iter().map(|l| l.name).collect();
-    left.sort();
-    assert_eq!(left, ["br1", "lo"]);
-    assert!(lab.c.link_by_name("eth0").unwrap().is_none());
-    // Nothing there: nothing done, and the group picked was never deleted.
-    assert!(!lab.h.delete_links_together(&["br0", "veth0"]).unwrap());
-    assert!(lab.h.link_by_name("br1").unwrap().is_some());
-}
-
-#[test]
 fn link_setters() {
     let Some(mut lab) = Lab::new() else { return };
     let (br, veth, eth0) = lab.bridge_and_veth();

@@ -16,9 +16,12 @@
 //!    endpoint uses them.
 //!
 //! DEL = leave + delete, in the reverse order, treating "already gone" as done; it needs neither
-//! the netns nor `prevResult`. After the last endpoint of a network leaves, a bridge that cnm
-//! created is deleted. nftables elements go before links, through one socket closed last
-//! ([`LazyNft`]), so that the kernel's two RCU waits overlap.
+//! the netns nor `prevResult`. After the last endpoint of a network leaves, the network's
+//! nftables elements go too; a bridge that cnm created stays, as libnetwork's bridge stays with
+//! its network, until GC finds the network without endpoints (or the library deletes the
+//! network): deleting a bridge costs the kernel two RCU grace periods (35-60 ms here), which the
+//! next container's ADD would pay again to make it. nftables elements go before links, through
+//! one socket closed last ([`LazyNft`]), so that the kernel's two RCU waits overlap.
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -208,19 +211,16 @@ fn last_one(
     Ok((!store.network_in_use(name, leaving)?).then_some(lock))
 }
 
-/// The teardown of a network that its last endpoint leaves (under [`last_one`]'s lock): its
-/// firewall elements, then a bridge that cnm made for it, in one request with `veth` (that
-/// endpoint's host end, if it is still there) so that the kernel waits once for both links.
-/// The elements go first through `nft`, which the caller closes last (see [`LazyNft`]). The
-/// subnets come from the network's record, which outlives its endpoints (a DEL killed half-way
-/// is repaired by the next DEL), and from the last endpoint's result (`last`).
-fn teardown(
+/// What goes with a network's last endpoint (under [`last_one`]'s lock): its firewall elements,
+/// through `nft`, which the caller closes last (see [`LazyNft`]). The subnets come from the
+/// network's record, which outlives its endpoints (a DEL killed half-way is repaired by the
+/// next DEL), and from the last endpoint's result (`last`).
+fn withdraw_network(
     store: &SqliteStore,
-    host: &mut Handle,
     nft: &mut LazyNft,
     call: &BridgeCall<'_>,
     plan: &BridgePlan,
-    (last, veth): (Option<&Recorded>, Option<&str>),
+    last: Option<&Recorded>,
 ) -> Result<()> {
     let mut subnets = last.map(|r| subnets_of(&r.result.ips)).unwrap_or_default();
     for net in store
@@ -235,7 +235,21 @@ fn teardown(
         }
     }
     nft.get()?.remove_network(&firewall_rules(plan, subnets))?;
-    driver::remove_bridge_if_ours(host, plan, &call.conf.name, veth)?;
+    Ok(())
+}
+
+/// The whole host side of a network without endpoints (under [`last_one`]'s lock), for GC and
+/// for an ADD that failed: its firewall elements and a bridge that cnm made for it.
+fn teardown(
+    store: &SqliteStore,
+    host: &mut Handle,
+    nft: &mut LazyNft,
+    call: &BridgeCall<'_>,
+    plan: &BridgePlan,
+    last: Option<&Recorded>,
+) -> Result<()> {
+    withdraw_network(store, nft, call, plan, last)?;
+    driver::remove_bridge_if_ours(host, plan, &call.conf.name)?;
     Ok(())
 }
 
@@ -287,7 +301,7 @@ impl Plugin for BridgePlugin {
                 let store = store.borrow();
                 if let Some(_lock) = last_one(&store, call, None).map_err(|e| e.to_string())? {
                     let mut nft = LazyNft::default();
-                    teardown(&store, &mut h, &mut nft, call, &p.plan, (None, None))
+                    teardown(&store, &mut h, &mut nft, call, &p.plan, None)
                         .map_err(|e| e.to_string())?;
                 }
             }
@@ -430,24 +444,17 @@ impl Plugin for BridgePlugin {
         }
         let gone = recorded.as_ref();
         let last = last_one(&store, call, Some(&key))?;
-        match last {
-            Some(_) => teardown(
-                &store,
-                &mut host,
-                &mut nft,
-                call,
-                &p.plan,
-                (gone, Some(&host_veth)),
-            )?,
-            // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
-            None => driver::detach(&mut host, &host_veth)?,
+        if last.is_some() {
+            withdraw_network(&store, &mut nft, call, &p.plan, gone)?;
         }
+        // Deleting the host end deletes the container end too, netns or not (SPEC §DEL).
+        driver::detach(&mut host, &host_veth)?;
         common::release_delegated(call, &p.ipam, at.target, at.netns_path)?;
         store.release_endpoint(&key)?;
         if last.is_none() {
             // The other endpoints may have left meanwhile, each while this one was there.
             if let Some(_lock) = last_one(&store, call, None)? {
-                teardown(&store, &mut host, &mut nft, call, &p.plan, (gone, None))?;
+                withdraw_network(&store, &mut nft, call, &p.plan, gone)?;
             }
         }
         Ok(())
@@ -482,14 +489,8 @@ impl Plugin for BridgePlugin {
             Ok(())
         })?;
         if let Some(_lock) = last_one(&store, call, None)? {
-            teardown(
-                &store,
-                &mut host,
-                &mut nft,
-                call,
-                &p.plan,
-                (last.as_ref(), None),
-            )?;
+            // No endpoint is left: the bridge that DEL kept goes now.
+            teardown(&store, &mut host, &mut nft, call, &p.plan, last.as_ref())?;
         }
         Ok(())
     }

@@ -164,32 +164,25 @@ pub fn enable_forwarding(v4: bool, v6: bool) -> Result<(), BridgeError> {
 }
 
 /// Deletes the bridge if cnm created it for `network`; an adopted bridge is left as it is.
-/// `with` (the leaving endpoint's host end) is deleted in any case: together with the bridge in
-/// one request when the bridge goes, so that the kernel waits for one RCU grace period, not two.
+/// Ports still on it go off it (a veth stays, unattached).
 pub fn remove_bridge_if_ours(
     h: &mut Handle,
     plan: &BridgePlan,
     network: &NetworkName,
-    with: Option<&str>,
 ) -> Result<bool, BridgeError> {
     let ours = h
         .link_by_name(plan.bridge.as_str())?
         .is_some_and(|link| link.alias.as_deref() == Some(bridge_alias(network).as_str()));
     if !ours {
-        if let Some(veth) = with {
-            super::endpoint::detach(h, veth)?;
-        }
         return Ok(false);
     }
     tracing::info!(
         "deleting bridge {} (made by cnm for network {network})",
         plan.bridge
     );
-    let mut names = vec![plan.bridge.as_str()];
-    names.extend(with);
-    h.delete_links_together(&names)?;
-    if let Some(veth) = with {
-        tracing::info!("deleted veth {veth} with the bridge");
+    match h.delete_link_by_name(plan.bridge.as_str()) {
+        Ok(()) | Err(NetlinkError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
     crate::fault::side_effect("delete bridge");
     Ok(true)
