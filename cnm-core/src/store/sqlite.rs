@@ -19,7 +19,10 @@ use crate::cni::env::{ContainerId, IfName};
 use crate::ipam::allocator::{allocate, assign_requests, candidates, AllocError};
 use crate::ipam::RangeSetPlan;
 
+mod memory;
 mod rows;
+
+pub use memory::allocate_through_rust;
 
 use rows::{
     check_version, corrupt, delete_endpoint, endpoint_keys, ensure_network, load_endpoint,
@@ -520,15 +523,25 @@ impl Store for SqliteStore {
         if load_endpoint(&tx, key)?.is_none() {
             return Err(StoreError::EndpointMissing(key.clone()));
         }
+        // Prepared once for all the elements (a container may publish thousands of ports).
+        let mut owner_of = tx
+            .prepare_cached(
+                "SELECT network, container_id, ifname FROM firewall_elements
+                 WHERE kind = ?1 AND key = ?2",
+            )
+            .map_err(sql("looking up a firewall element's owner"))?;
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO firewall_elements (network, container_id, ifname, kind, key)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(sql("recording a firewall element"))?;
         for e in elements {
             // One owner per element: another endpoint's is a conflict, this one's a repeat.
-            let owner: Option<(String, String, String)> = tx
-                .query_row(
-                    "SELECT network, container_id, ifname FROM firewall_elements
-                     WHERE kind = ?1 AND key = ?2",
-                    params![e.kind, e.key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+            let owner: Option<(String, String, String)> = owner_of
+                .query_row(params![e.kind, e.key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .optional()
                 .map_err(sql("looking up a firewall element's owner"))?;
             if let Some((network, container_id, ifname)) = owner {
@@ -543,19 +556,17 @@ impl Store for SqliteStore {
                     owner: format!("{network}/{container_id}/{ifname}"),
                 });
             }
-            tx.execute(
-                "INSERT INTO firewall_elements (network, container_id, ifname, kind, key)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
+            insert
+                .execute(params![
                     key.network.as_str(),
                     key.container_id.as_str(),
                     key.ifname.as_str(),
                     e.kind,
                     e.key
-                ],
-            )
-            .map_err(sql("recording a firewall element"))?;
+                ])
+                .map_err(sql("recording a firewall element"))?;
         }
+        drop((owner_of, insert));
         tx.commit().map_err(sql("recording firewall elements"))
     }
 
