@@ -19,6 +19,8 @@ pub use version::SpecVersion;
 pub fn main<P: Plugin>(plugin: P) -> ! {
     use std::io::Write;
     crate::log::init(crate::log::log_path(|k| std::env::var_os(k)).as_deref());
+    // The plugins' global allocator serves SQLite too (see `crate::alloc`).
+    crate::store::allocate_through_rust();
     let reply = dispatch(
         &plugin,
         |k| std::env::var_os(k),

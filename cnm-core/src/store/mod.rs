@@ -22,7 +22,7 @@ mod lock;
 mod sqlite;
 
 pub use lock::NetworkLock;
-pub use sqlite::SqliteStore;
+pub use sqlite::{allocate_through_rust, SqliteStore};
 
 use std::net::IpAddr;
 
