@@ -223,15 +223,13 @@ fn withdraw_network(
     last: Option<&Recorded>,
 ) -> Result<()> {
     let mut subnets = last.map(|r| subnets_of(&r.result.ips)).unwrap_or_default();
-    for net in store
-        .networks()?
-        .into_iter()
-        .filter(|n| n.name == call.conf.name)
+    for s in store
+        .network(&call.conf.name)?
+        .map(|n| n.subnets)
+        .unwrap_or_default()
     {
-        for s in net.subnets {
-            if !subnets.contains(&s) {
-                subnets.push(s);
-            }
+        if !subnets.contains(&s) {
+            subnets.push(s);
         }
     }
     nft.get()?.remove_network(&firewall_rules(plan, subnets))?;

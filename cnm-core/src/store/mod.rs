@@ -215,6 +215,8 @@ pub trait Store {
     fn container_endpoints(&self, container: &ContainerId) -> StoreResult<Vec<EndpointRecord>>;
     /// All networks.
     fn networks(&self) -> StoreResult<Vec<NetworkRecord>>;
+    /// The network called `name`, if stored (one indexed lookup).
+    fn network(&self, name: &NetworkName) -> StoreResult<Option<NetworkRecord>>;
     /// Adds subnets that a delegated IPAM handed out to the network's record, so that its
     /// teardown knows them even after every endpoint record is gone.
     fn learn_subnets(&mut self, network: &NetworkName, subnets: &[IpNet]) -> StoreResult<()>;

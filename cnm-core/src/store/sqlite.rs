@@ -93,13 +93,18 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Every network, by name.
-fn load_networks(conn: &Connection) -> StoreResult<Vec<NetworkRecord>> {
+/// Every network, by name, or the one called `only`.
+fn load_networks(conn: &Connection, only: Option<&NetworkName>) -> StoreResult<Vec<NetworkRecord>> {
     let mut stmt = conn
-        .prepare_cached("SELECT name, driver, subnets, config FROM networks ORDER BY name")
+        .prepare_cached(
+            "SELECT name, driver, subnets, config FROM networks
+             WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+        )
         .map_err(sql("listing networks"))?;
     let rows: Vec<(String, String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_map([only.map(NetworkName::as_str)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .and_then(Iterator::collect)
         .map_err(sql("listing networks"))?;
     rows.into_iter()
@@ -409,7 +414,7 @@ impl Drop for SqliteStore {
 impl Store for SqliteStore {
     fn create_network(&mut self, network: &NetworkRecord) -> StoreResult<()> {
         let tx = self.immediate("creating the network")?;
-        for other in load_networks(&tx)? {
+        for other in load_networks(&tx, None)? {
             if other.name == network.name {
                 return Err(StoreError::NetworkExists(other.name.to_string()));
             }
@@ -652,7 +657,11 @@ impl Store for SqliteStore {
     }
 
     fn networks(&self) -> StoreResult<Vec<NetworkRecord>> {
-        load_networks(&self.conn)
+        load_networks(&self.conn, None)
+    }
+
+    fn network(&self, name: &NetworkName) -> StoreResult<Option<NetworkRecord>> {
+        Ok(load_networks(&self.conn, Some(name))?.pop())
     }
 
     fn network_in_use(

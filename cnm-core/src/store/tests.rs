@@ -172,9 +172,17 @@ fn network_reuse_with_another_subnet_is_refused() {
         "network n already exists with subnet 10.4.0.0/24; this config says 10.5.0.0/24"
     );
     assert_eq!(store.networks().unwrap().len(), 1);
-    assert!(!store
-        .remove_network_if_unused(&NetworkName::new("n").unwrap())
-        .unwrap());
+    let n = NetworkName::new("n").unwrap();
+    let stored = store.network(&n).unwrap().unwrap();
+    assert_eq!(
+        stored.subnets,
+        ["10.4.0.0/24".parse::<ipnet::IpNet>().unwrap()]
+    );
+    assert!(store
+        .network(&NetworkName::new("m").unwrap())
+        .unwrap()
+        .is_none());
+    assert!(!store.remove_network_if_unused(&n).unwrap());
     store.release_endpoint(&key("n", "a")).unwrap();
     assert!(store
         .remove_network_if_unused(&NetworkName::new("n").unwrap())
