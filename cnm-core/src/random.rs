@@ -1,4 +1,4 @@
-//! Random bytes from the kernel (MAC addresses, device groups): no generator to seed or carry.
+//! Random bytes from the kernel (MAC addresses): no generator to seed or carry.
 
 /// `N` random bytes from `getrandom(2)`, which for a request this small never returns short once
 /// the kernel's pool is ready (it waits until then); anything else is a broken kernel.
