@@ -104,13 +104,7 @@ impl Error {
                 | ConfigError::Invalid { .. }
                 | ConfigError::PrevResult(_) => ErrorCode::InvalidConfig,
             },
-            Error::ContainerNetns(e) => match e {
-                // SPEC code 3: the container does not exist; the runtime need not clean up.
-                NetnsError::NotFound { .. } => ErrorCode::UnknownContainer,
-                NetnsError::NotNetns { .. } => ErrorCode::InvalidEnvironment,
-                NetnsError::Io { .. } => ErrorCode::Io,
-                NetnsError::Panicked { .. } => ErrorCode::Internal,
-            },
+            Error::ContainerNetns(e) => container_netns_code(e),
             Error::Delegate(e) => e.code(),
             Error::IpamConfig(e) => match e {
                 IpamConfigError::Field { .. }
@@ -194,21 +188,11 @@ impl Error {
                 | FirewallError::NotFound { .. }
                 | FirewallError::Kernel { .. }
                 | FirewallError::Io { .. } => ErrorCode::Io,
-                FirewallError::Netns(NetnsError::Panicked { .. }) => ErrorCode::Internal,
-                FirewallError::Netns(
-                    NetnsError::NotFound { .. }
-                    | NetnsError::NotNetns { .. }
-                    | NetnsError::Io { .. },
-                ) => ErrorCode::Io,
+                FirewallError::Netns(e) => other_netns_code(e),
                 // A bridge name comes from the network configuration.
                 FirewallError::InvalidName { .. } => ErrorCode::InvalidConfig,
             },
-            Error::Netns(e) => match e {
-                NetnsError::Panicked { .. } => ErrorCode::Internal,
-                NetnsError::NotFound { .. }
-                | NetnsError::NotNetns { .. }
-                | NetnsError::Io { .. } => ErrorCode::Io,
-            },
+            Error::Netns(e) => other_netns_code(e),
             Error::Netlink(e) => netlink_code(e),
             Error::Model(e) => match e {
                 ModelError::NetworkExists(_)
@@ -228,12 +212,7 @@ impl Error {
                 PortMapError::Missing(_) => ErrorCode::CheckFailed,
             },
             Error::Namespace(e) => match e {
-                NamespaceError::Netns(NetnsError::Panicked { .. }) => ErrorCode::Internal,
-                NamespaceError::Netns(
-                    NetnsError::NotFound { .. }
-                    | NetnsError::NotNetns { .. }
-                    | NetnsError::Io { .. },
-                ) => ErrorCode::Io,
+                NamespaceError::Netns(e) => other_netns_code(e),
                 NamespaceError::Netlink { source, .. } => netlink_code(source),
                 NamespaceError::Configure { source, .. } => bridge_code(source),
                 // The caller's mistakes: what it asked for cannot be done as asked.
@@ -294,9 +273,28 @@ fn netlink_code(e: &NetlinkError) -> ErrorCode {
         | NetlinkError::Kernel { .. }
         | NetlinkError::Io { .. }
         | NetlinkError::Decode { .. } => ErrorCode::Io,
-        NetlinkError::Netns(NetnsError::NotFound { .. }) => ErrorCode::UnknownContainer,
-        NetlinkError::Netns(NetnsError::NotNetns { .. }) => ErrorCode::InvalidEnvironment,
-        NetlinkError::Netns(NetnsError::Io { .. }) => ErrorCode::Io,
-        NetlinkError::Netns(NetnsError::Panicked { .. }) => ErrorCode::Internal,
+        NetlinkError::Netns(e) => container_netns_code(e),
+    }
+}
+
+/// The container's namespace (`CNI_NETNS`) failed: a missing one is SPEC code 3 (the container
+/// does not exist; the runtime need not clean up), something else mounted there a bad
+/// environment.
+fn container_netns_code(e: &NetnsError) -> ErrorCode {
+    match e {
+        NetnsError::NotFound { .. } => ErrorCode::UnknownContainer,
+        NetnsError::NotNetns { .. } => ErrorCode::InvalidEnvironment,
+        NetnsError::Io { .. } => ErrorCode::Io,
+        NetnsError::Panicked { .. } => ErrorCode::Internal,
+    }
+}
+
+/// Any other namespace (the host's, one cnm made) failed: I/O, unless code inside it panicked.
+fn other_netns_code(e: &NetnsError) -> ErrorCode {
+    match e {
+        NetnsError::Panicked { .. } => ErrorCode::Internal,
+        NetnsError::NotFound { .. } | NetnsError::NotNetns { .. } | NetnsError::Io { .. } => {
+            ErrorCode::Io
+        }
     }
 }
