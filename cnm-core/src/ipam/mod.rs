@@ -10,6 +10,14 @@ pub use config::{IpamConfigError, IpamPlan, RangePlan, RangeSetPlan};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::IpNet;
+
+/// Whether two subnets share an address (one holds the other's network address; subnets of
+/// different families never overlap).
+pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
 /// An address as a number, for range arithmetic over both families.
 pub(crate) fn to_u128(addr: IpAddr) -> u128 {
     match addr {
@@ -23,5 +31,24 @@ pub(crate) fn from_u128(like: IpAddr, n: u128) -> IpAddr {
     match like {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overlaps;
+
+    #[test]
+    fn subnets_overlap_when_one_holds_the_others_network_address() {
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        assert!(overlaps(&net("10.0.0.0/16"), &net("10.0.3.0/24")));
+        assert!(overlaps(&net("10.0.3.0/24"), &net("10.0.0.0/16")));
+        assert!(overlaps(&net("10.0.0.0/24"), &net("10.0.0.0/24")));
+        assert!(!overlaps(&net("10.0.0.0/24"), &net("10.0.1.0/24")));
+        assert!(
+            !overlaps(&net("0.0.0.0/0"), &net("::/0")),
+            "families never overlap"
+        );
+        assert!(overlaps(&net("fd00::/64"), &net("fd00::/48")));
     }
 }

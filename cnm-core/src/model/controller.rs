@@ -425,10 +425,7 @@ fn free_subnet(networks: &[NetworkRecord]) -> Result<IpNet> {
         .chain((0..16).map(|n| format!("192.168.{}.0/20", n * 16)));
     for c in candidates {
         let net: IpNet = c.parse().expect("a literal subnet");
-        let overlaps = taken
-            .iter()
-            .any(|t| t.contains(&net.network()) || net.contains(&t.network()));
-        if !overlaps {
+        if !taken.iter().any(|t| crate::ipam::overlaps(t, &net)) {
             return Ok(net);
         }
     }

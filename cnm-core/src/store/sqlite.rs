@@ -419,10 +419,10 @@ impl Store for SqliteStore {
                 return Err(StoreError::NetworkExists(other.name.to_string()));
             }
             for subnet in &network.subnets {
-                let overlap = other.subnets.iter().find(|o| {
-                    o.addr().is_ipv4() == subnet.addr().is_ipv4()
-                        && (o.contains(&subnet.network()) || subnet.contains(&o.network()))
-                });
+                let overlap = other
+                    .subnets
+                    .iter()
+                    .find(|o| crate::ipam::overlaps(o, subnet));
                 if let Some(existing) = overlap {
                     return Err(StoreError::SubnetTaken {
                         subnet: *subnet,
