@@ -15,7 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -146,6 +146,14 @@ impl Netns {
             std::process::abort();
         }
         made
+    }
+
+    /// A netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_NETFILTER`, ...) inside this
+    /// namespace, through [`Self::socket`]; the caller binds and configures it.
+    pub fn netlink_socket(&self, protocol: isize) -> Result<netlink_sys::Socket, NetnsError> {
+        let fd = self.socket(libc::AF_NETLINK, libc::SOCK_DGRAM, protocol as libc::c_int)?;
+        // SAFETY: `fd` is a netlink socket that this call owns; the Socket takes it over.
+        Ok(unsafe { netlink_sys::Socket::from_raw_fd(fd.into_raw_fd()) })
     }
 
     /// Runs `f` on a new thread that has entered this namespace, and returns its result.
@@ -355,13 +363,18 @@ mod tests {
         Some(tempfile::tempdir().unwrap())
     }
 
+    /// A new namespace called `name` in a fresh directory, and the calling thread's own.
+    fn a_namespace_and_here(name: &str) -> Option<(tempfile::TempDir, OwnedNetns, Netns)> {
+        let dir = root_and_a_dir()?;
+        let ns = OwnedNetns::create(dir.path(), name).unwrap();
+        Some((dir, ns, Netns::current().unwrap()))
+    }
+
     #[test]
     fn create_run_and_drop() {
-        let Some(dir) = root_and_a_dir() else {
+        let Some((dir, ns, here)) = a_namespace_and_here("t1") else {
             return;
         };
-        let ns = OwnedNetns::create(dir.path(), "t1").unwrap();
-        let here = Netns::current().unwrap();
         assert!(!ns.same_as(&here).unwrap());
         let inside = ns.run(|| Netns::current().unwrap()).unwrap();
         assert!(ns.same_as(&inside).unwrap());
@@ -375,11 +388,9 @@ mod tests {
 
     #[test]
     fn a_socket_opened_inside_lives_there_and_the_thread_comes_back() {
-        let Some(dir) = root_and_a_dir() else {
+        let Some((_dir, ns, here)) = a_namespace_and_here("sock") else {
             return;
         };
-        let ns = OwnedNetns::create(dir.path(), "sock").unwrap();
-        let here = Netns::current().unwrap();
         let fd = ns
             .socket(libc::AF_INET, libc::SOCK_DGRAM, 0)
             .expect("a socket inside");

@@ -9,7 +9,6 @@
 //! that every message was answered.
 
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd};
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 use nix::errno::Errno;
@@ -188,15 +187,11 @@ impl Nft {
     /// Opens a socket inside `netns` ([`Netns::socket`]: the calling thread enters it for the
     /// `socket(2)` call alone); it keeps acting on that namespace from any thread.
     pub fn new_in(netns: &Netns) -> Result<Self, FirewallError> {
-        let fd = netns
-            .socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM,
-                NETLINK_NETFILTER as libc::c_int,
-            )
-            .map_err(FirewallError::Netns)?;
-        // SAFETY: `fd` is a netlink socket that this call owns; the Socket takes it over.
-        Nft::on(unsafe { Socket::from_raw_fd(fd.into_raw_fd()) })
+        Nft::on(
+            netns
+                .netlink_socket(NETLINK_NETFILTER)
+                .map_err(FirewallError::Netns)?,
+        )
     }
 
     /// Binds and connects `socket` to the kernel, with capped acks.

@@ -26,7 +26,7 @@ mod route;
 mod tests;
 
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
+use std::os::fd::AsFd;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED,
@@ -177,14 +177,7 @@ impl Handle {
     /// Opens a socket inside `ns` ([`Netns::socket`]: the calling thread enters `ns` for the
     /// `socket(2)` call only); the socket stays in `ns` for life.
     pub fn new_in(ns: &Netns) -> Result<Self> {
-        let fd = ns.socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM,
-            NETLINK_ROUTE as libc::c_int,
-        )?;
-        // SAFETY: `fd` is a netlink socket that this call owns; the Socket takes it over.
-        let socket = unsafe { Socket::from_raw_fd(fd.into_raw_fd()) };
-        Ok(Handle::on(configure(socket)))
+        Ok(Handle::on(configure(ns.netlink_socket(NETLINK_ROUTE)?)))
     }
 
     fn on(socket: Socket) -> Self {
