@@ -411,6 +411,26 @@ impl Drop for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The endpoints of `network` and/or `container` (all when both are `None`), read in one
+    /// transaction so that the list and the rows are of one moment.
+    fn load_endpoints(
+        &self,
+        network: Option<&NetworkName>,
+        container: Option<&ContainerId>,
+    ) -> StoreResult<Vec<EndpointRecord>> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(sql("listing endpoints"))?;
+        let mut out = Vec::new();
+        for key in endpoint_keys(&tx, network, container)? {
+            out.extend(load_endpoint(&tx, &key)?);
+        }
+        Ok(out)
+    }
+}
+
 impl Store for SqliteStore {
     fn create_network(&mut self, network: &NetworkRecord) -> StoreResult<()> {
         let tx = self.immediate("creating the network")?;
@@ -595,28 +615,11 @@ impl Store for SqliteStore {
     }
 
     fn endpoints(&self, network: Option<&NetworkName>) -> StoreResult<Vec<EndpointRecord>> {
-        // One read transaction, so the list and the rows are of one moment.
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(sql("listing endpoints"))?;
-        let mut out = Vec::new();
-        for key in endpoint_keys(&tx, network, None)? {
-            out.extend(load_endpoint(&tx, &key)?);
-        }
-        Ok(out)
+        self.load_endpoints(network, None)
     }
 
     fn container_endpoints(&self, container: &ContainerId) -> StoreResult<Vec<EndpointRecord>> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(sql("listing endpoints"))?;
-        let mut out = Vec::new();
-        for key in endpoint_keys(&tx, None, Some(container))? {
-            out.extend(load_endpoint(&tx, &key)?);
-        }
-        Ok(out)
+        self.load_endpoints(None, Some(container))
     }
 
     fn learn_subnets(&mut self, network: &NetworkName, subnets: &[IpNet]) -> StoreResult<()> {
