@@ -96,16 +96,16 @@ impl Runner {
     fn gc(&self, plugins: &[Value]) {
         let env = [("CNI_COMMAND", "GC")];
         for p in plugins {
-            let mut conf = p.clone();
-            conf["cniVersion"] = json!("1.1.0");
-            conf["name"] = json!("bench");
+            let mut conf = config(p, "1.1.0");
             conf["cni.dev/valid-attachments"] = json!([]);
-            self.exec(
-                p["type"].as_str().unwrap(),
-                &env,
-                &serde_json::to_vec(&conf).unwrap(),
-            );
+            self.run_plugin(p, &env, &conf);
         }
+    }
+
+    /// Execs the plugin of object `p` with `conf` on stdin.
+    fn run_plugin(&self, p: &Value, env: &[(&str, &str)], conf: &Value) -> Value {
+        let stdin = serde_json::to_vec(conf).unwrap();
+        self.exec(p["type"].as_str().unwrap(), env, &stdin)
     }
 
     /// ADD through the list, or DEL in reverse with `added` as prevResult; returns the result.
@@ -134,26 +134,28 @@ impl Runner {
             Value::Null
         };
         for (i, p) in order.iter().enumerate() {
-            let mut conf = (*p).clone();
-            conf["cniVersion"] = json!("1.0.0");
-            conf["name"] = json!("bench");
+            let mut conf = config(p, "1.0.0");
             if p["capabilities"]["portMappings"] == json!(true) {
                 conf["runtimeConfig"] = json!({"portMappings": ports});
             }
             if !prev.is_null() && (cmd == "DEL" || i > 0) {
                 conf["prevResult"] = prev.clone();
             }
-            let out = self.exec(
-                p["type"].as_str().unwrap(),
-                &env,
-                &serde_json::to_vec(&conf).unwrap(),
-            );
+            let out = self.run_plugin(p, &env, &conf);
             if cmd == "ADD" {
                 prev = out;
             }
         }
         prev
     }
+}
+
+/// The plugin object `p` as a network configuration of `version`, named "bench".
+fn config(p: &Value, version: &str) -> Value {
+    let mut conf = p.clone();
+    conf["cniVersion"] = json!(version);
+    conf["name"] = json!("bench");
+    conf
 }
 
 struct Samples {
